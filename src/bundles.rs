@@ -1,0 +1,10 @@
+//! Material compiled into the binary so that it works out of the box and offline.
+
+/// The Sigstore public-good production TUF root (root-signing, v15): the default pinned root when
+/// no `--root` is given. It chains forward to newer roots when the upstream serves them.
+pub const SIGSTORE_PRODUCTION_ROOT: &[u8] = include_bytes!("../bundles/sigstore-production-root.json");
+
+/// The demo TUF repository (`bundles/demo-tuf/`): a repository in Sigstore's layout, signed by
+/// demo keys, carrying the production `trusted_root.json` and friends plus a delegated role.
+/// `(relative path, bytes)`; written to a temporary directory and mirrored by `serve --demo`.
+pub const DEMO_TUF: &[(&str, &[u8])] = &include!(concat!(env!("OUT_DIR"), "/demo_tuf.rs"));

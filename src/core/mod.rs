@@ -1,0 +1,3 @@
+//! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
+pub mod clock;
+pub mod tuf;

@@ -1,0 +1,4 @@
+//! Everything that talks to upstreams (TUF repositories; later registries and logs).
+pub mod tuf_client;
+pub mod tuf_mirror;
+pub mod upstream;

@@ -1,0 +1,4 @@
+//! The loopback Sigstore stack used by tests, the demo and air-gap drills. This part: keys and a
+//! TUF repository writer.
+pub mod keys;
+pub mod tufrepo;
