@@ -10,6 +10,7 @@
 //!   refresh_interval: 5m
 //!   root_probe_interval: 1h
 //!   max_backoff: 30m
+//!   targets: ["trusted_root.json", "*.pub"]   # optional: mirror only these targets (globs)
 //! ```
 
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub struct TufConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_repo")]
     pub repo: String,
+    /// Mirror only these targets (globs); default: all.
+    #[serde(default)]
+    pub targets: Option<Vec<String>>,
     #[serde(default = "d5m", deserialize_with = "de_duration")]
     pub refresh_interval: Duration,
     #[serde(default = "d1h", deserialize_with = "de_duration")]

@@ -167,6 +167,7 @@ pub fn mirror_for(
         pinned_root: root.unwrap_or_else(|| crate::bundles::SIGSTORE_PRODUCTION_ROOT.to_vec()),
         limits: Limits::default(),
         root_probe_interval: jiff::SignedDuration::try_from(root_probe_interval).unwrap_or(jiff::SignedDuration::from_hours(1)),
+        targets: None,
     };
     Ok(TufMirror::new(store, cfg, clock))
 }
@@ -269,15 +270,12 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.store)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let t = &cfg.tuf;
-    let mirror = Arc::new(mirror_for(
-        store.clone(),
-        &t.repo,
-        &t.upstream,
-        read_opt(&t.root)?,
-        read_opt(&t.ca_file)?,
-        t.root_probe_interval,
-        clock.clone(),
-    )?);
+    let mut mirror = mirror_for(store.clone(), &t.repo, &t.upstream, read_opt(&t.root)?, read_opt(&t.ca_file)?, t.root_probe_interval, clock.clone())?;
+    if let Some(globs) = &t.targets {
+        let pats = globs.iter().map(|g| glob::Pattern::new(g).with_context(|| format!("tuf.targets: bad glob {g:?}"))).collect::<anyhow::Result<Vec<_>>>()?;
+        mirror.set_target_filter(pats);
+    }
+    let mirror = Arc::new(mirror);
     let running = start(mirror, clock, &listen, t.refresh_interval, t.max_backoff).await?;
     tracing::info!(url = %format!("http://{}/tuf/", running.addr), "serving the TUF mirror");
     running.wait(a.exit_after).await

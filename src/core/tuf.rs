@@ -121,6 +121,23 @@ impl TufError {
     }
 }
 
+/// When a role fails its signature threshold because some of its keys use a type or scheme this
+/// client cannot verify, say so: "unsupported key" is actionable, "threshold not met" is not.
+fn explain_unsupported(err: TufError, keys: &BTreeMap<String, Key>, keyids: &[String]) -> TufError {
+    if err.kind != TufErrorKind::Signature {
+        return err;
+    }
+    let bad: Vec<String> = keyids
+        .iter()
+        .filter_map(|id| keys.get(id).map(|k| (id, k)))
+        .filter_map(|(id, k)| k.verification_key().err().map(|e| format!("key {}… ({}/{}): {}", &id[..id.len().min(12)], k.keytype, k.scheme, display_chain(&e))))
+        .collect();
+    if bad.is_empty() {
+        return err;
+    }
+    TufError::new(err.role, TufErrorKind::UnsupportedKey, format!("{}; unusable keys: {}", err.detail, bad.join("; ")))
+}
+
 /// Render an error with its whole `source()` chain.
 pub fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -222,9 +239,27 @@ impl Trusted {
     /// Chain to root version N+1 (signed by both the trusted and the new root's threshold).
     pub fn update_root(&mut self, bytes: &[u8]) -> TufResult<()> {
         let v = self.root().version + 1;
-        self.set.update_root(bytes).map_err(|e| TufError::from_tuf(&format!("root (version {v})"), e))?;
+        let role = format!("root (version {v})");
+        if let Err(e) = self.set.update_root(bytes) {
+            let mut err = TufError::from_tuf(&role, e);
+            err = self.explain_top("root", err);
+            if let Ok(new) = Metadata::<sigstore_tuf::Root>::from_slice(bytes)
+                && let Some(r) = new.signed().role("root")
+            {
+                err = explain_unsupported(err, &new.signed().keys, &r.keyids);
+            }
+            return Err(err);
+        }
         self.delegated.clear();
         Ok(())
+    }
+
+    /// Attach "unsupported key" to a signature failure of a top-level role.
+    fn explain_top(&self, role: &str, err: TufError) -> TufError {
+        match self.root().role(role) {
+            Some(r) => explain_unsupported(err, &self.root().keys, &r.keyids),
+            None => err,
+        }
     }
 
     pub fn check_root_expired(&self, now: Timestamp) -> TufResult<()> {
@@ -257,7 +292,7 @@ impl Trusted {
         match self.set.update_timestamp(bytes, now) {
             Ok(()) => Ok(TimestampUpdate::Updated),
             Err(sigstore_tuf::Error::EqualVersion { .. }) => Ok(TimestampUpdate::Unchanged),
-            Err(e) => Err(TufError::from_tuf("timestamp", e)),
+            Err(e) => Err(self.explain_top("timestamp", TufError::from_tuf("timestamp", e))),
         }
     }
 
@@ -282,13 +317,16 @@ impl Trusted {
     }
 
     pub fn update_snapshot(&mut self, bytes: &[u8], now: Timestamp) -> TufResult<()> {
-        self.set.update_snapshot(bytes, now).map_err(|e| TufError::from_tuf("snapshot", e))?;
+        self.set.update_snapshot(bytes, now).map_err(|e| self.explain_top("snapshot", TufError::from_tuf("snapshot", e)))?;
         self.delegated.clear();
         Ok(())
     }
 
     pub fn update_targets(&mut self, bytes: &[u8], now: Timestamp) -> TufResult<()> {
-        self.set.update_targets(bytes, now).map(|_| ()).map_err(|e| TufError::from_tuf("targets", e))
+        match self.set.update_targets(bytes, now) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.explain_top("targets", TufError::from_tuf("targets", e))),
+        }
     }
 
     /// Verify and trust delegated targets metadata `role`, delegated by the trusted role
@@ -317,7 +355,8 @@ impl Trusted {
                 format!("version {} differs from the version {} the snapshot pins", md.signed().version, pin.version),
             ));
         }
-        md.verify_threshold(&keys, &role_keys, role).map_err(|e| TufError::from_tuf(role, e))?;
+        md.verify_threshold(&keys, &role_keys, role)
+            .map_err(|e| explain_unsupported(TufError::from_tuf(role, e), &keys, &role_keys.keyids))?;
         if md.signed().is_expired(now) {
             return Err(TufError::new(role, TufErrorKind::Expired, format!("expired at {}", md.signed().expires)));
         }

@@ -29,6 +29,9 @@ pub struct TufMirrorConfig {
     pub limits: Limits,
     /// Probe for a new root at least this often even when the timestamp is unchanged.
     pub root_probe_interval: SignedDuration,
+    /// Mirror only targets whose path matches one of these globs (`*` crosses `/`); `None`
+    /// mirrors every target.
+    pub targets: Option<Vec<glob::Pattern>>,
 }
 
 /// What a refresh did.
@@ -91,6 +94,10 @@ impl TufMirror {
         Self { store, cfg, clock }
     }
 
+    pub fn set_target_filter(&mut self, globs: Vec<glob::Pattern>) {
+        self.cfg.targets = Some(globs);
+    }
+
     pub fn config(&self) -> &TufMirrorConfig {
         &self.cfg
     }
@@ -138,13 +145,23 @@ impl TufMirror {
             status.consecutive_failures = 0;
             self.store.tuf_put_status(&self.cfg.repo, status).map_err(store_err)?;
             tracing::debug!(repo = %self.cfg.repo, "timestamp unchanged");
-            return Ok(RefreshSummary { targets_total: state.current.len(), ..Default::default() });
+            let targets_total = self.store.tuf_targets(&self.cfg.repo).map_err(store_err)?.len();
+            return Ok(RefreshSummary { targets_total, ..Default::default() });
         }
 
         let mut staging = Staging { state, files: vec![] };
+        if state.bytes("root").is_none() {
+            // First refresh: the pinned root is trusted (self-signed to threshold, checked by
+            // `Updater::new`) and served too, so clients pinned to it can start their chain here.
+            let v = up.trusted().root().version;
+            staging.persist("root", v, &root)?;
+        }
         let report = up.refresh(&mut staging, now, Some(ts)).await?;
         status.last_root_probe = Some(now);
-        let (targets, delegated_downloaded) = up.load_everything(&mut staging, now).await?;
+        let (mut targets, delegated_downloaded) = up.load_everything(&mut staging, now).await?;
+        if let Some(globs) = &self.cfg.targets {
+            targets.retain(|t| globs.iter().any(|g| g.matches(&t.path)));
+        }
         // Every role in the store that is not reachable any more is dropped from the current set.
         let mut reachable: BTreeSet<String> = ["root", "timestamp", "snapshot", "targets"].iter().map(|s| s.to_string()).collect();
         reachable.extend(up.trusted().delegated_roles().map(|(n, _)| n.clone()));

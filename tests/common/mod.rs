@@ -1,0 +1,134 @@
+//! Shared helpers for integration tests: a loopback file server with a request log and fault
+//! injection (the "upstream"), and access to the independent clients `.ci/install` provides.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What the file server does for a path (or for every path, key `*`).
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Status(u16),
+    /// Never answer.
+    Hang,
+    /// Serve these bytes instead of the file.
+    Replace(Vec<u8>),
+    /// Stream bytes forever, without a Content-Length.
+    Endless,
+}
+
+#[derive(Clone, Default)]
+pub struct ServerState {
+    pub dir: Arc<Mutex<PathBuf>>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub faults: Arc<Mutex<BTreeMap<String, Fault>>>,
+}
+
+impl ServerState {
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+    pub fn fault(&self, path: &str, f: Fault) {
+        self.faults.lock().unwrap().insert(path.to_string(), f);
+    }
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+    pub fn set_dir(&self, d: &Path) {
+        *self.dir.lock().unwrap() = d.to_path_buf();
+    }
+}
+
+async fn handle(State(s): State<ServerState>, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    s.log.lock().unwrap().push(format!("/{path}"));
+    let fault = {
+        let f = s.faults.lock().unwrap();
+        f.get(&path).or_else(|| f.get("*")).cloned()
+    };
+    match fault {
+        Some(Fault::Status(c)) => return StatusCode::from_u16(c).unwrap().into_response(),
+        Some(Fault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        Some(Fault::Replace(b)) => return (StatusCode::OK, b).into_response(),
+        Some(Fault::Endless) => {
+            return Response::new(Body::new(Endless));
+        }
+        None => {}
+    }
+    let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy().into_owned();
+    if decoded.split('/').any(|c| c == "..") {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let file = s.dir.lock().unwrap().join(&decoded);
+    match std::fs::read(&file) {
+        Ok(b) if file.is_file() => (StatusCode::OK, b).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// An endless body without a Content-Length (an "endless data" attack).
+struct Endless;
+impl http_body::Body for Endless {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from(vec![b'{'; 65536])))))
+    }
+}
+
+/// Serve `dir` over HTTP on 127.0.0.1 (an ephemeral port). Returns the base URL and the state
+/// (request log, faults). The server lives as long as the runtime.
+pub async fn serve_dir(dir: &Path) -> (String, ServerState) {
+    let state = ServerState::default();
+    state.set_dir(dir);
+    let app = axum::Router::new().fallback(handle).with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/"), state)
+}
+
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("TM_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/trustmirror-tools"))
+}
+
+/// A tool from `.ci/install`. Missing: fail under CI (`TM_REQUIRE_TOOLS=1`), else skip loudly.
+pub fn tool(rel: &str) -> Option<PathBuf> {
+    let p = tools_dir().join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("TM_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{} is missing: run .ci/install", p.display());
+    }
+    eprintln!("SKIP: {} is missing (run .ci/install)", p.display());
+    None
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
+
+pub fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
