@@ -46,7 +46,9 @@ fn mirror(store: &Arc<Store>, upstream: &str, root: Vec<u8>, clock: Arc<dyn Cloc
 }
 
 /// Everything a client can observe of the mirrored state: current role bytes and served targets.
-fn snapshot_of(store: &Store) -> (Vec<(String, u64, Vec<u8>)>, Vec<(String, String)>) {
+type Observed = (Vec<(String, u64, Vec<u8>)>, Vec<(String, String)>);
+
+fn snapshot_of(store: &Store) -> Observed {
     let st = store.tuf_state("default").unwrap();
     let roles = st.current.into_iter().map(|(r, (v, b))| (r, v, b)).collect();
     let targets = store.tuf_targets("default").unwrap().into_iter().map(|(p, t)| (p, t.sha256)).collect();
@@ -58,7 +60,11 @@ fn sample_repo(dir: &Path, kind: KeyKind, now: Timestamp) -> TufRepo {
     r.add_target("targets", "trusted_root.json", &std::fs::read(fixture("production/targets/trusted_root.json")).unwrap());
     r.add_target("targets", "rekor.pub", &std::fs::read(fixture("production/targets/rekor.pub")).unwrap());
     r.delegate("targets", "registry.npmjs.org", &["registry.npmjs.org/*"], true);
-    r.add_target("registry.npmjs.org", "registry.npmjs.org/keys.json", &std::fs::read(fixture("production/targets/registry.npmjs.org/keys.json")).unwrap());
+    r.add_target(
+        "registry.npmjs.org",
+        "registry.npmjs.org/keys.json",
+        &std::fs::read(fixture("production/targets/registry.npmjs.org/keys.json")).unwrap(),
+    );
     // a target outside the delegated role's paths must never be served
     r.add_target("registry.npmjs.org", "elsewhere/evil.json", b"{\"evil\":true}");
     r.publish_all().unwrap();
@@ -76,7 +82,8 @@ async fn mirror_and_reserve_for_python_tuf_and_tuf_js() {
     let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
     let clock: Arc<dyn Clock> = Arc::new(trustmirror::core::clock::SystemClock);
     let m = Arc::new(mirror(&store, &url, repo.initial_root(), clock.clone()));
-    let running = trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
+    let running =
+        trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
     let base = format!("http://{}/tuf", running.addr);
     let served = store.tuf_targets("default").unwrap();
     assert!(served.contains_key("trusted_root.json") && served.contains_key("registry.npmjs.org/keys.json"));
@@ -106,7 +113,15 @@ async fn mirror_and_reserve_for_python_tuf_and_tuf_js() {
 }
 
 /// python-tuf and tuf-js fetch `targets` through the mirror at `base`; returns how many ran.
-async fn run_clients(base: &str, root: &Path, py_cache: &Path, js_cache: &Path, targets: &[String], want_first: &str, expect_root: u64) -> usize {
+async fn run_clients(
+    base: &str,
+    root: &Path,
+    py_cache: &Path,
+    js_cache: &Path,
+    targets: &[String],
+    want_first: &str,
+    expect_root: u64,
+) -> usize {
     let (base, root, py_cache, js_cache, targets, want) =
         (base.to_string(), root.to_path_buf(), py_cache.to_path_buf(), js_cache.to_path_buf(), targets.to_vec(), want_first.to_string());
     tokio::task::spawn_blocking(move || {
@@ -149,16 +164,33 @@ fn check_client_output(who: &str, stdout: &[u8], want_trusted_root: &str, expect
     assert_eq!(first["root_version"], expect_root, "{who}: root version");
 }
 
-#[tokio::test]
-async fn unchanged_refresh_is_one_request_and_changes_cost_only_what_changed() {
+/// A sample repository served over HTTP, an empty store, a manual clock and a mirror.
+struct Setup {
+    up: tempfile::TempDir,
+    repo: TufRepo,
+    srv: common::ServerState,
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    m: TufMirror,
+    _data: tempfile::TempDir,
+    now: Timestamp,
+}
+
+async fn setup() -> Setup {
     let up = tempfile::tempdir().unwrap();
     let now = ts("2026-06-01T00:00:00Z");
-    let mut repo = sample_repo(up.path(), KeyKind::Ed25519, now);
+    let repo = sample_repo(up.path(), KeyKind::Ed25519, now);
     let (url, srv) = serve_dir(up.path()).await;
     let data = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
     let clock = Arc::new(ManualClock::new(now));
     let m = mirror(&store, &url, repo.initial_root(), clock.clone());
+    Setup { up, repo, srv, store, clock, m, _data: data, now }
+}
+
+#[tokio::test]
+async fn unchanged_refresh_is_one_request_and_changes_cost_only_what_changed() {
+    let Setup { up: _up, mut repo, srv, store, clock, m, _data, now: _ } = setup().await;
 
     let first = m.refresh().await.unwrap();
     assert!(first.changed);
@@ -188,20 +220,22 @@ async fn unchanged_refresh_is_one_request_and_changes_cost_only_what_changed() {
     assert!(s.changed);
     assert_eq!(s.targets_downloaded, 1);
     let h = trustmirror::store::sha256_hex(b"new rekor key");
-    assert_eq!(srv.take_log(), vec!["/timestamp.json".to_string(), "/2.root.json".into(), "/2.snapshot.json".into(), "/2.targets.json".into(), format!("/targets/{h}.rekor.pub")]);
+    assert_eq!(
+        srv.take_log(),
+        vec![
+            "/timestamp.json".to_string(),
+            "/2.root.json".into(),
+            "/2.snapshot.json".into(),
+            "/2.targets.json".into(),
+            format!("/targets/{h}.rekor.pub")
+        ]
+    );
     assert_eq!(store.tuf_targets("default").unwrap()["rekor.pub"].sha256, h);
 }
 
 #[tokio::test]
 async fn upstream_faults_and_hostile_input_leave_the_store_unchanged() {
-    let up = tempfile::tempdir().unwrap();
-    let now = ts("2026-06-01T00:00:00Z");
-    let mut repo = sample_repo(up.path(), KeyKind::Ed25519, now);
-    let (url, srv) = serve_dir(up.path()).await;
-    let data = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
-    let clock = Arc::new(ManualClock::new(now));
-    let m = mirror(&store, &url, repo.initial_root(), clock.clone());
+    let Setup { up, mut repo, srv, store, clock, m, _data, now } = setup().await;
     m.refresh().await.unwrap();
     let good = snapshot_of(&store);
 
@@ -221,22 +255,68 @@ async fn upstream_faults_and_hostile_input_leave_the_store_unchanged() {
     let mut wrong_type: serde_json::Value = serde_json::from_slice(&snap2).unwrap();
     wrong_type["signed"]["_type"] = serde_json::json!("timestamp");
 
-    let cases: Vec<(&str, Vec<(String, Fault)>, &str, TufErrorKind)> = vec![
+    type Case<'a> = (&'a str, Vec<(String, Fault)>, &'a str, TufErrorKind);
+    let cases: Vec<Case> = vec![
         ("unreachable (HTTP 500)", vec![("*".into(), Fault::Status(500))], "timestamp", TufErrorKind::Fetch),
         ("upstream hangs", vec![("timestamp.json".into(), Fault::Hang)], "timestamp", TufErrorKind::Fetch),
         ("timestamp 404", vec![("timestamp.json".into(), Fault::Status(404))], "timestamp", TufErrorKind::NotFound),
-        ("truncated timestamp", vec![("timestamp.json".into(), Fault::Replace(ts2[..ts2.len() / 2].to_vec()))], "timestamp", TufErrorKind::Malformed),
-        ("malformed JSON", vec![("timestamp.json".into(), Fault::Replace(b"{\"signed\": [".to_vec()))], "timestamp", TufErrorKind::Malformed),
+        (
+            "truncated timestamp",
+            vec![("timestamp.json".into(), Fault::Replace(ts2[..ts2.len() / 2].to_vec()))],
+            "timestamp",
+            TufErrorKind::Malformed,
+        ),
+        (
+            "malformed JSON",
+            vec![("timestamp.json".into(), Fault::Replace(b"{\"signed\": [".to_vec()))],
+            "timestamp",
+            TufErrorKind::Malformed,
+        ),
         ("oversized timestamp", vec![("timestamp.json".into(), Fault::Replace(vec![b' '; 20_000]))], "timestamp", TufErrorKind::TooLarge),
         ("endless timestamp", vec![("timestamp.json".into(), Fault::Endless)], "timestamp", TufErrorKind::TooLarge),
-        ("wrong signature", vec![("timestamp.json".into(), Fault::Replace(serde_json::to_vec(&bad_sig).unwrap()))], "timestamp", TufErrorKind::Signature),
-        ("signed field altered", vec![("timestamp.json".into(), Fault::Replace(serde_json::to_vec(&wrong_field).unwrap()))], "timestamp", TufErrorKind::Signature),
-        ("snapshot hash mismatch", vec![("2.snapshot.json".into(), Fault::Replace([&snap2[..], b" "].concat()))], "snapshot", TufErrorKind::Integrity),
-        ("snapshot with wrong _type", vec![("2.snapshot.json".into(), Fault::Replace(serde_json::to_vec(&wrong_type).unwrap()))], "snapshot", TufErrorKind::Integrity),
-        ("targets replaced by old version", vec![("2.targets.json".into(), Fault::Replace(std::fs::read(up.path().join("1.targets.json")).unwrap()))], "targets", TufErrorKind::Integrity),
-        ("target content substituted", vec![(format!("targets/{h}.rekor.pub"), Fault::Replace(b"attacker key!!!!!".to_vec()))], "target rekor.pub", TufErrorKind::Integrity),
+        (
+            "wrong signature",
+            vec![("timestamp.json".into(), Fault::Replace(serde_json::to_vec(&bad_sig).unwrap()))],
+            "timestamp",
+            TufErrorKind::Signature,
+        ),
+        (
+            "signed field altered",
+            vec![("timestamp.json".into(), Fault::Replace(serde_json::to_vec(&wrong_field).unwrap()))],
+            "timestamp",
+            TufErrorKind::Signature,
+        ),
+        (
+            "snapshot hash mismatch",
+            vec![("2.snapshot.json".into(), Fault::Replace([&snap2[..], b" "].concat()))],
+            "snapshot",
+            TufErrorKind::Integrity,
+        ),
+        (
+            "snapshot with wrong _type",
+            vec![("2.snapshot.json".into(), Fault::Replace(serde_json::to_vec(&wrong_type).unwrap()))],
+            "snapshot",
+            TufErrorKind::Integrity,
+        ),
+        (
+            "targets replaced by old version",
+            vec![("2.targets.json".into(), Fault::Replace(std::fs::read(up.path().join("1.targets.json")).unwrap()))],
+            "targets",
+            TufErrorKind::Integrity,
+        ),
+        (
+            "target content substituted",
+            vec![(format!("targets/{h}.rekor.pub"), Fault::Replace(b"attacker key!!!!!".to_vec()))],
+            "target rekor.pub",
+            TufErrorKind::Integrity,
+        ),
         ("target oversized", vec![(format!("targets/{h}.rekor.pub"), Fault::Endless)], "target rekor.pub", TufErrorKind::TooLarge),
-        ("rolled-back timestamp", vec![("timestamp.json".into(), Fault::Replace(good.0.iter().find(|(r, _, _)| r == "timestamp").unwrap().2.clone()))], "", TufErrorKind::Fetch),
+        (
+            "rolled-back timestamp",
+            vec![("timestamp.json".into(), Fault::Replace(good.0.iter().find(|(r, _, _)| r == "timestamp").unwrap().2.clone()))],
+            "",
+            TufErrorKind::Fetch,
+        ),
     ];
     let _ = targets2;
     for (name, faults, role, kind) in cases {
@@ -401,7 +481,8 @@ async fn real_sigstore_production_repository_snapshot() {
     // a non-compliant keyid in root v11, empty placeholder signatures, a delegated npm role.
     let dir = fixture("tuf/sigstore-root-signing");
     let at = ts("2025-02-09T12:02:08Z");
-    let up = Upstream::parse_split(dir.join("metadata").to_str().unwrap(), dir.join("targets").to_str().unwrap(), &HttpOptions::default()).unwrap();
+    let up = Upstream::parse_split(dir.join("metadata").to_str().unwrap(), dir.join("targets").to_str().unwrap(), &HttpOptions::default())
+        .unwrap();
     for (pinned, label) in [("initial_root.json", "v12"), ("metadata/5.root.json", "v5 (walks 7 rotations)")] {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
@@ -438,7 +519,8 @@ async fn real_sigstore_production_repository_snapshot() {
 #[tokio::test]
 async fn real_tuf_on_ci_repository() {
     let dir = fixture("tuf/tuf-on-ci-0.11");
-    let up = Upstream::parse_split(dir.join("metadata").to_str().unwrap(), dir.join("targets").to_str().unwrap(), &HttpOptions::default()).unwrap();
+    let up = Upstream::parse_split(dir.join("metadata").to_str().unwrap(), dir.join("targets").to_str().unwrap(), &HttpOptions::default())
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
     let m = TufMirror::new(
@@ -470,7 +552,8 @@ async fn health_readiness_and_metrics() {
     // the upstream is down at start: not ready, but healthy
     srv.fault("*", Fault::Status(503));
     let m = Arc::new(mirror(&store, &url, repo.initial_root(), clock.clone()));
-    let running = trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
+    let running =
+        trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
     let base = format!("http://{}", running.addr);
     let c = reqwest::Client::new();
     let get = |p: &str| {
@@ -525,12 +608,22 @@ fn cli_refresh_and_status() {
     let status = std::process::Command::new(bin).args(["tuf", "status", "--store", store.to_str().unwrap()]).output().unwrap();
     assert_eq!(status.status.code(), Some(2), "no data yet: not ready");
     let out = std::process::Command::new(bin)
-        .args(["tuf", "refresh", "--store", store.to_str().unwrap(), "--upstream", up.path().to_str().unwrap(), "--root", root.to_str().unwrap()])
+        .args([
+            "tuf",
+            "refresh",
+            "--store",
+            store.to_str().unwrap(),
+            "--upstream",
+            up.path().to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("trusted_root.json"));
-    let status = std::process::Command::new(bin).args(["tuf", "status", "--output", "json", "--store", store.to_str().unwrap()]).output().unwrap();
+    let status =
+        std::process::Command::new(bin).args(["tuf", "status", "--output", "json", "--store", store.to_str().unwrap()]).output().unwrap();
     assert_eq!(status.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["roles"]["timestamp"]["version"], 1);

@@ -72,7 +72,14 @@ pub async fn serve_demo(listen: Option<String>, exit_after: Option<Duration>) ->
         clock.clone(),
     )?);
     let t0 = Instant::now();
-    let running = crate::cli::start(mirror, clock.clone(), listen.as_deref().unwrap_or("127.0.0.1:0"), Duration::from_secs(60), Duration::from_secs(600)).await?;
+    let running = crate::cli::start(
+        mirror,
+        clock.clone(),
+        listen.as_deref().unwrap_or("127.0.0.1:0"),
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+    )
+    .await?;
     let mirrored_in = t0.elapsed();
     let base = format!("http://{}/tuf/", running.addr);
     let view = repo_view(&store, "default", clock.now())?;

@@ -182,9 +182,12 @@ async fn tuf_refresh(s: StoreArg, upstream: String, root: Option<PathBuf>, ca: O
     match res {
         Ok(sum) => {
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"refresh": {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"refresh": {
                     "changed": sum.changed, "requests": sum.requests, "targets_downloaded": sum.targets_downloaded,
-                    "targets_total": sum.targets_total}, "status": view}))?);
+                    "targets_total": sum.targets_total}, "status": view}))?
+                );
             } else {
                 println!(
                     "refreshed from {upstream}: {} ({} upstream requests, {} targets downloaded)",
@@ -270,9 +273,13 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.store)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let t = &cfg.tuf;
-    let mut mirror = mirror_for(store.clone(), &t.repo, &t.upstream, read_opt(&t.root)?, read_opt(&t.ca_file)?, t.root_probe_interval, clock.clone())?;
+    let mut mirror =
+        mirror_for(store.clone(), &t.repo, &t.upstream, read_opt(&t.root)?, read_opt(&t.ca_file)?, t.root_probe_interval, clock.clone())?;
     if let Some(globs) = &t.targets {
-        let pats = globs.iter().map(|g| glob::Pattern::new(g).with_context(|| format!("tuf.targets: bad glob {g:?}"))).collect::<anyhow::Result<Vec<_>>>()?;
+        let pats = globs
+            .iter()
+            .map(|g| glob::Pattern::new(g).with_context(|| format!("tuf.targets: bad glob {g:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         mirror.set_target_filter(pats);
     }
     let mirror = Arc::new(mirror);
@@ -318,7 +325,13 @@ impl Running {
 
 /// Initial refresh (a failure is logged; the last verified state keeps being served), then the
 /// HTTP server and the periodic refresh loop.
-pub async fn start(mirror: Arc<TufMirror>, clock: Arc<dyn Clock>, listen: &str, interval: Duration, max_backoff: Duration) -> anyhow::Result<Running> {
+pub async fn start(
+    mirror: Arc<TufMirror>,
+    clock: Arc<dyn Clock>,
+    listen: &str,
+    interval: Duration,
+    max_backoff: Duration,
+) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     match mirror.refresh().await {
         Ok(s) => metrics.record_refresh(&mirror.config().repo, "success", s.requests),

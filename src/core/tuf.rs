@@ -130,7 +130,11 @@ fn explain_unsupported(err: TufError, keys: &BTreeMap<String, Key>, keyids: &[St
     let bad: Vec<String> = keyids
         .iter()
         .filter_map(|id| keys.get(id).map(|k| (id, k)))
-        .filter_map(|(id, k)| k.verification_key().err().map(|e| format!("key {}… ({}/{}): {}", &id[..id.len().min(12)], k.keytype, k.scheme, display_chain(&e))))
+        .filter_map(|(id, k)| {
+            k.verification_key()
+                .err()
+                .map(|e| format!("key {}… ({}/{}): {}", &id[..id.len().min(12)], k.keytype, k.scheme, display_chain(&e)))
+        })
         .collect();
     if bad.is_empty() {
         return err;
@@ -226,11 +230,7 @@ impl Trusted {
         self.set.targets_role("targets")
     }
     pub fn targets_role(&self, name: &str) -> Option<&Targets> {
-        if name == "targets" {
-            self.top_targets()
-        } else {
-            self.delegated.get(name).map(|m| m.signed())
-        }
+        if name == "targets" { self.top_targets() } else { self.delegated.get(name).map(|m| m.signed()) }
     }
     pub fn delegated_roles(&self) -> impl Iterator<Item = (&String, &Targets)> {
         self.delegated.iter().map(|(k, v)| (k, v.signed()))
@@ -281,9 +281,7 @@ impl Trusted {
     pub fn seed_snapshot(&mut self, bytes: &[u8]) -> TufResult<()> {
         let (_, _, expires) = header(bytes).ok_or_else(|| TufError::new("snapshot", TufErrorKind::Malformed, "unparseable local copy"))?;
         let ts_exp = self.timestamp().map(|t| t.expires).unwrap_or(expires);
-        self.set
-            .update_snapshot(bytes, expires.min(ts_exp))
-            .map_err(|e| TufError::from_tuf("snapshot", e))?;
+        self.set.update_snapshot(bytes, expires.min(ts_exp)).map_err(|e| TufError::from_tuf("snapshot", e))?;
         self.delegated.clear();
         Ok(())
     }
@@ -336,9 +334,7 @@ impl Trusted {
             return Err(TufError::new(role, TufErrorKind::Delegation, "a delegated role may not reuse a top-level role name"));
         }
         let (keys, role_keys) = self.delegation_authority(delegator, role)?;
-        let snapshot = self
-            .snapshot()
-            .ok_or_else(|| TufError::new(role, TufErrorKind::Malformed, "no trusted snapshot"))?;
+        let snapshot = self.snapshot().ok_or_else(|| TufError::new(role, TufErrorKind::Malformed, "no trusted snapshot"))?;
         if snapshot.expires < now {
             return Err(TufError::new("snapshot", TufErrorKind::Expired, format!("expired at {}", snapshot.expires)));
         }
@@ -368,10 +364,7 @@ impl Trusted {
     /// reachable through several parents with different keys).
     pub fn verify_delegated_via(&self, role: &str, delegator: &str, now: Timestamp) -> TufResult<()> {
         let (keys, role_keys) = self.delegation_authority(delegator, role)?;
-        let md = self
-            .delegated
-            .get(role)
-            .ok_or_else(|| TufError::new(role, TufErrorKind::Delegation, "not loaded"))?;
+        let md = self.delegated.get(role).ok_or_else(|| TufError::new(role, TufErrorKind::Delegation, "not loaded"))?;
         md.verify_threshold(&keys, &role_keys, role).map_err(|e| TufError::from_tuf(role, e))?;
         if md.signed().is_expired(now) {
             return Err(TufError::new(role, TufErrorKind::Expired, format!("expired at {}", md.signed().expires)));
@@ -394,10 +387,7 @@ impl Trusted {
         } else {
             return Err(TufError::new(role, TufErrorKind::Delegation, format!("{delegator} does not delegate to {role}")));
         };
-        let keys = keyids
-            .iter()
-            .filter_map(|k| delegations.keys.get(k).map(|key| (k.clone(), key.clone())))
-            .collect();
+        let keys = keyids.iter().filter_map(|k| delegations.keys.get(k).map(|key| (k.clone(), key.clone()))).collect();
         let role_keys: RoleKeys = serde_json::from_value(serde_json::json!({"keyids": keyids, "threshold": threshold}))
             .map_err(|e| TufError::new(role, TufErrorKind::Malformed, e.to_string()))?;
         Ok((keys, role_keys))
@@ -443,10 +433,7 @@ impl Trusted {
         if let Some(s) = succinct(d) {
             return s.role_for_target(target_path) == role;
         }
-        d.roles
-            .iter()
-            .filter(|r| r.name == role)
-            .any(|r: &DelegatedRole| r.matches_path(target_path).unwrap_or(false))
+        d.roles.iter().filter(|r| r.name == role).any(|r: &DelegatedRole| r.matches_path(target_path).unwrap_or(false))
     }
 }
 
@@ -557,11 +544,7 @@ pub fn quote_role(role: &str) -> String {
 
 /// Name of a targets-role metadata file for a repository (`N.role.json` with consistent snapshots).
 pub fn role_file_name(role: &str, version: u64, consistent: bool) -> String {
-    if consistent {
-        format!("{version}.{}.json", quote_role(role))
-    } else {
-        format!("{}.json", quote_role(role))
-    }
+    if consistent { format!("{version}.{}.json", quote_role(role)) } else { format!("{}.json", quote_role(role)) }
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use jiff::Timestamp;
 use sigstore_tuf::{Role as _, TargetFile};
 
 use crate::core::tuf::{
-    TimestampUpdate, TufError, TufErrorKind, TufResult, Trusted, check_target, consistent_target_path, preferred_hash,
-    role_file_name,
+    TimestampUpdate, Trusted, TufError, TufErrorKind, TufResult, check_target, consistent_target_path, preferred_hash, role_file_name,
 };
 use crate::mirror::upstream::{FetchError, Upstream};
 
@@ -209,7 +208,13 @@ impl Updater {
     /// Make delegated role `role` trusted, as delegated by `delegator`: reuse it if already loaded
     /// (re-checking it against this delegator's keys), else a valid local copy, else download.
     /// Returns whether it was downloaded.
-    async fn load_delegated(&mut self, local: &mut (dyn LocalMetadata + Send), role: &str, delegator: &str, now: Timestamp) -> TufResult<bool> {
+    async fn load_delegated(
+        &mut self,
+        local: &mut (dyn LocalMetadata + Send),
+        role: &str,
+        delegator: &str,
+        now: Timestamp,
+    ) -> TufResult<bool> {
         if self.trusted.targets_role(role).is_some() {
             self.trusted.verify_delegated_via(role, delegator, now)?;
             return Ok(false);
@@ -233,7 +238,12 @@ impl Updater {
     /// Find a target by path with TUF's pre-order depth-first delegation search (python-tuf's
     /// order, `terminating` honoured, at most `max_delegations` roles visited). Requires a
     /// successful [`Updater::refresh`].
-    pub async fn find_target(&mut self, local: &mut (dyn LocalMetadata + Send), path: &str, now: Timestamp) -> TufResult<Option<ResolvedTarget>> {
+    pub async fn find_target(
+        &mut self,
+        local: &mut (dyn LocalMetadata + Send),
+        path: &str,
+        now: Timestamp,
+    ) -> TufResult<Option<ResolvedTarget>> {
         let mut stack: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut visited: BTreeSet<String> = BTreeSet::new();
         while visited.len() <= self.limits.max_delegations {
@@ -273,7 +283,11 @@ impl Updater {
     /// target a client could resolve (listed by a role whose whole delegation chain covers the
     /// path). Roles are visited breadth-first, each once; the first role to list a path wins in
     /// delegation order, as in a client's search.
-    pub async fn load_everything(&mut self, local: &mut (dyn LocalMetadata + Send), now: Timestamp) -> TufResult<(Vec<ResolvedTarget>, usize)> {
+    pub async fn load_everything(
+        &mut self,
+        local: &mut (dyn LocalMetadata + Send),
+        now: Timestamp,
+    ) -> TufResult<(Vec<ResolvedTarget>, usize)> {
         // (role, chain of (delegator, role) edges from the top)
         let mut queue: std::collections::VecDeque<(String, Vec<(String, String)>)> = std::collections::VecDeque::new();
         queue.push_back(("targets".into(), vec![]));

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::core::clock::Clock;
 use crate::core::tuf::{TufError, TufErrorKind, TufResult, consistent_target_path, peek};
-use crate::mirror::tuf_client::{LocalMetadata, Limits, RefreshReport, Updater};
+use crate::mirror::tuf_client::{Limits, LocalMetadata, RefreshReport, Updater};
 use crate::mirror::upstream::Upstream;
 use crate::store::{ServedTarget, Store, TufCommit, TufState, TufStatus, sha256_hex};
 
@@ -193,7 +193,8 @@ impl TufMirror {
                     paths.push(consistent_target_path(&t.path, h));
                 }
             }
-            served.push((paths, ServedTarget { path: t.path.clone(), sha256: sha, length: t.info.length, role: t.role.clone(), generation }));
+            served
+                .push((paths, ServedTarget { path: t.path.clone(), sha256: sha, length: t.info.length, role: t.role.clone(), generation }));
         }
 
         let changed = !staging.files.is_empty() || !dropped.is_empty() || !blobs.is_empty();
@@ -293,7 +294,9 @@ fn readiness(roles: &BTreeMap<String, RoleView>) -> Option<String> {
     for r in ["root", "timestamp"] {
         match roles.get(r) {
             None => return Some(format!("no verified {r} yet")),
-            Some(v) if v.expired => return Some(format!("{r} version {} expired at {}", v.version, v.expires.map(|e| e.to_string()).unwrap_or_default())),
+            Some(v) if v.expired => {
+                return Some(format!("{r} version {} expired at {}", v.version, v.expires.map(|e| e.to_string()).unwrap_or_default()));
+            }
             _ => {}
         }
     }

@@ -88,7 +88,8 @@ impl Upstream {
         let mut up = Self::parse(metadata, opts)?;
         match &mut up {
             Upstream::Http(h) => {
-                h.targets_base = Url::parse(&with_slash(targets)).map_err(|e| FetchError::BadName { what: targets.into(), detail: e.to_string() })?;
+                h.targets_base =
+                    Url::parse(&with_slash(targets)).map_err(|e| FetchError::BadName { what: targets.into(), detail: e.to_string() })?;
             }
             Upstream::Dir(d) => d.targets_dir = PathBuf::from(targets),
         }
@@ -138,10 +139,7 @@ impl Upstream {
 /// Names come from metadata (i.e. from the upstream): never let one escape the base.
 fn check_relative(name: &str) -> Result<(), FetchError> {
     let p = Path::new(name);
-    let bad = name.is_empty()
-        || name.contains('\0')
-        || name.contains('\\')
-        || p.components().any(|c| !matches!(c, Component::Normal(_)));
+    let bad = name.is_empty() || name.contains('\0') || name.contains('\\') || p.components().any(|c| !matches!(c, Component::Normal(_)));
     if bad {
         return Err(FetchError::BadName { what: name.into(), detail: "must be a relative path without `..`".into() });
     }

@@ -58,7 +58,11 @@ impl Metrics {
         };
         r.register("role_expiry_timestamp_seconds", "Expiry of the trusted version of each role (Unix time)", m.role_expiry.clone());
         r.register("role_version", "Trusted version of each role", m.role_version.clone());
-        r.register("last_success_timestamp_seconds", "Last refresh that ended with verified, unexpired metadata (Unix time)", m.last_success.clone());
+        r.register(
+            "last_success_timestamp_seconds",
+            "Last refresh that ended with verified, unexpired metadata (Unix time)",
+            m.last_success.clone(),
+        );
         r.register("seconds_since_last_success", "Staleness: seconds since the last successful refresh", m.since_success.clone());
         r.register("ready", "1 when a verified, unexpired root and timestamp are served", m.ready.clone());
         r.register("refresh_failures", "Failed refreshes by reason (persisted in the store)", m.failures.clone());

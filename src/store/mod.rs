@@ -239,14 +239,18 @@ impl Store {
             let version = v.value();
             let bytes = meta
                 .get((repo, role, version))?
-                .ok_or_else(|| StoreError::Corrupt { what: format!("tuf_meta {repo}/{role} v{version}"), detail: "current version missing".into() })?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: format!("tuf_meta {repo}/{role} v{version}"),
+                    detail: "current version missing".into(),
+                })?
                 .value()
                 .to_vec();
             state.current.insert(role.to_string(), (version, bytes));
         }
         let st = tx.open_table(TUF_STATUS)?;
         if let Some(s) = st.get(repo)? {
-            state.status = serde_json::from_str(s.value()).map_err(|e| StoreError::Corrupt { what: format!("tuf_status {repo}"), detail: e.to_string() })?;
+            state.status = serde_json::from_str(s.value())
+                .map_err(|e| StoreError::Corrupt { what: format!("tuf_status {repo}"), detail: e.to_string() })?;
         }
         Ok(state)
     }
@@ -299,7 +303,8 @@ impl Store {
                     if k.value().0 != repo {
                         break;
                     }
-                    let t: ServedTarget = serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
+                    let t: ServedTarget = serde_json::from_str(v.value())
+                        .map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
                     if t.generation + 1 < generation {
                         stale.push(k.value().1.to_string());
                         maybe_unused.insert(t.sha256);
@@ -357,7 +362,8 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(TUF_TARGETS)?;
         let Some(v) = t.get((repo, served_path))? else { return Ok(None) };
-        let st: ServedTarget = serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
+        let st: ServedTarget =
+            serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
         let b = tx.open_table(BLOBS)?;
         let bytes = b
             .get(st.sha256.as_str())?
@@ -378,7 +384,8 @@ impl Store {
             if k.value().0 != repo {
                 break;
             }
-            let st: ServedTarget = serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
+            let st: ServedTarget =
+                serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
             if st.generation == gen_now {
                 out.insert(st.path.clone(), st);
             }
@@ -415,14 +422,18 @@ impl Store {
             let (k, v) = item?;
             let (repo, role) = k.value();
             if meta.get((repo, role, v.value()))?.is_none() {
-                return Err(StoreError::Corrupt { what: format!("{repo}/{role}"), detail: format!("current version {} missing", v.value()) });
+                return Err(StoreError::Corrupt {
+                    what: format!("{repo}/{role}"),
+                    detail: format!("current version {} missing", v.value()),
+                });
             }
         }
         let targets = tx.open_table(TUF_TARGETS)?;
         let blobs = tx.open_table(BLOBS)?;
         for item in targets.iter()? {
             let (k, v) = item?;
-            let st: ServedTarget = serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
+            let st: ServedTarget =
+                serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
             let b = blobs
                 .get(st.sha256.as_str())?
                 .ok_or_else(|| StoreError::Corrupt { what: format!("target {}", k.value().1), detail: "blob missing".into() })?;
@@ -527,10 +538,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("s.redb")).unwrap();
         for v in 1..=40u64 {
-            let c = TufCommit {
-                files: vec![("root".into(), v, b"r".to_vec()), ("snapshot".into(), v, b"s".to_vec())],
-                ..Default::default()
-            };
+            let c =
+                TufCommit { files: vec![("root".into(), v, b"r".to_vec()), ("snapshot".into(), v, b"s".to_vec())], ..Default::default() };
             s.tuf_commit("r", &c).unwrap();
         }
         assert!(s.tuf_meta("r", "root", 1).unwrap().is_some());

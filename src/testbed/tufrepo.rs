@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::core::tuf::{consistent_target_path, quote_role};
 use crate::testbed::keys::{KeyKind, SigningKey};
 
+/// A role's targets: path → (content, `custom` field).
+pub type RoleTargets = BTreeMap<String, (Vec<u8>, Option<Value>)>;
+
 /// A delegated targets role.
 #[derive(Debug)]
 pub struct Delegation {
@@ -56,7 +59,7 @@ pub struct TufRepo {
     key_counter: u64,
     pub roles: BTreeMap<String, RoleState>,
     /// Targets by role (top-level `targets` or a delegated role): path → (content, custom).
-    pub targets: BTreeMap<String, BTreeMap<String, (Vec<u8>, Option<Value>)>>,
+    pub targets: BTreeMap<String, RoleTargets>,
     pub delegations: Vec<Delegation>,
     pub succinct: Option<Succinct>,
     /// Hash algorithms listed for targets.
@@ -163,8 +166,9 @@ impl TufRepo {
     /// Add a target to the hash bin that holds its path.
     pub fn add_binned_target(&mut self, path: &str, content: &[u8]) -> String {
         let s = self.succinct.as_ref().expect("delegate_succinct first");
-        let bin = crate::core::tuf::SuccinctRoles { keyids: vec![], threshold: 1, bit_length: s.bit_length, name_prefix: s.name_prefix.clone() }
-            .role_for_target(path);
+        let bin =
+            crate::core::tuf::SuccinctRoles { keyids: vec![], threshold: 1, bit_length: s.bit_length, name_prefix: s.name_prefix.clone() }
+                .role_for_target(path);
         self.add_target(&bin, path, content);
         bin
     }
@@ -200,7 +204,10 @@ impl TufRepo {
             for k in &st.keys {
                 keys.insert(k.keyid.clone(), k.public.clone());
             }
-            roles.insert(r.into(), json!({"keyids": st.keys.iter().map(|k| k.keyid.clone()).collect::<Vec<_>>(), "threshold": st.threshold}));
+            roles.insert(
+                r.into(),
+                json!({"keyids": st.keys.iter().map(|k| k.keyid.clone()).collect::<Vec<_>>(), "threshold": st.threshold}),
+            );
         }
         json!({
             "_type": "root", "spec_version": self.spec_version, "version": version,
@@ -320,7 +327,8 @@ impl TufRepo {
             st.version = v;
             st.bytes = bytes;
             // target files
-            let files: Vec<(String, Vec<u8>)> = self.targets.get(*role).into_iter().flatten().map(|(p, (c, _))| (p.clone(), c.clone())).collect();
+            let files: Vec<(String, Vec<u8>)> =
+                self.targets.get(*role).into_iter().flatten().map(|(p, (c, _))| (p.clone(), c.clone())).collect();
             for (p, c) in files {
                 if self.consistent {
                     for alg in self.hash_algs.clone() {
