@@ -1,3 +1,4 @@
 //! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
 pub mod clock;
+pub mod merkle;
 pub mod tuf;

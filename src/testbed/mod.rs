@@ -2,3 +2,7 @@
 //! TUF repository writer.
 pub mod keys;
 pub mod tufrepo;
+pub mod pki;
+pub mod rekor;
+pub mod tsa;
+pub mod sigstore;
