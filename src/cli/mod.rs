@@ -1,6 +1,7 @@
 //! The `trustmirror` command line.
 
 pub mod demo;
+pub mod testbed;
 pub mod tuf_conformance;
 
 use std::net::SocketAddr;
@@ -48,9 +49,52 @@ pub enum Cmd {
     /// TUF mirror operations.
     #[command(subcommand)]
     Tuf(TufCmd),
+    /// An internal Sigstore stack on loopback (TUF, Fulcio, CT log, Rekor, TSA, OCI registry)
+    /// with the scenario images, for tests, demos and air-gap drills.
+    #[command(subcommand)]
+    Testbed(TestbedCmd),
     /// Developer tools.
     #[command(subcommand, hide = true)]
     Dev(DevCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TestbedArgs {
+    /// Working directory: env file, trust material, TUF repository, registry data.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Seed for every key, certificate and identifier.
+    #[arg(long, default_value = "trustmirror-testbed")]
+    pub seed: String,
+    /// HTTP port for TUF, Rekor and the TSA (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Do not start registries or publish scenario images.
+    #[arg(long)]
+    pub no_registry: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestbedCmd {
+    /// Start in the background; prints the endpoints (also written to DIR/env) once ready.
+    Up {
+        #[command(flatten)]
+        args: TestbedArgs,
+        /// Stay in the foreground until interrupted.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Stop the testbed running in DIR.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// (internal) the background process `up` starts.
+    #[command(hide = true)]
+    Run {
+        #[command(flatten)]
+        args: TestbedArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),
+        Cmd::Testbed(c) => testbed::run(c).await,
     }
 }
 
@@ -300,19 +345,21 @@ pub struct Running {
 impl Running {
     /// Wait for Ctrl-C / SIGTERM (or `limit`), then stop both tasks.
     pub async fn wait(self, limit: Option<Duration>) -> anyhow::Result<()> {
+        Self::wait_for_signal(limit).await;
+        self.shutdown().await
+    }
+
+    /// Return on Ctrl-C, SIGTERM, or after `limit`.
+    pub async fn wait_for_signal(limit: Option<Duration>) {
         let term = async {
-            #[cfg(unix)]
-            {
-                let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-                s.recv().await;
-            }
+            let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            s.recv().await;
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
             _ = term => tracing::info!("terminated"),
             _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
         }
-        self.shutdown().await
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

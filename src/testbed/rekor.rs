@@ -161,6 +161,12 @@ impl Rekor {
         self.key.key_id()
     }
 
+    /// Name the log after the host it is served at: checkpoint verifiers (sigstore-js) match the
+    /// signature line's name against the log's base URL in the trusted root.
+    pub fn set_host(&mut self, host: &str) {
+        self.origin = format!("{host} - {}", self.tree_id);
+    }
+
     fn push_raw(&mut self, body: Vec<u8>, t: i64) -> u64 {
         let h = merkle::leaf_hash(&body);
         self.main.leaves.push(h);

@@ -75,10 +75,10 @@ pub struct SigstoreStack {
 }
 
 impl SigstoreStack {
-    /// Keys and certificates derived from `seed`; trust material valid from a day before `now`
+    /// Keys and certificates derived from `seed`; trust material valid from a year before `now`
     /// for ten years.
     pub fn new(seed: &str, now: Timestamp) -> Self {
-        let valid_from = now.checked_sub(SignedDuration::from_hours(24)).expect("range");
+        let valid_from = now.checked_sub(SignedDuration::from_hours(24 * 365)).expect("range");
         let until = now.checked_add(SignedDuration::from_hours(24 * 3650)).expect("range");
         let ca = CertAuthority::new(&format!("{seed}/fulcio"), "trustmirror testbed", "testbed Fulcio", valid_from, until, ExtendedKeyUsagePurpose::CodeSigning);
         let ctlog = CtLog { key: EcKey::from_seed(format!("{seed}/ctlog").as_bytes()) };

@@ -61,12 +61,22 @@ impl Tsa {
         vec![self.leaf_der.clone(), self.ca.inter_der.clone(), self.ca.root_der.clone()]
     }
 
-    /// A TimeStampToken (CMS ContentInfo, DER) over SHA-256(`message`) at `at`.
+    /// A granted TimeStampResp (DER) over SHA-256(`message`) at `at`: what Sigstore bundles carry
+    /// as `signedTimestamp` and cosign as `SignedRFC3161Timestamp`.
     pub fn stamp(&self, message: &[u8], at: Timestamp, nonce: Option<Int>) -> Vec<u8> {
-        self.stamp_digest(&Sha256::digest(message), at, nonce)
+        Self::granted(self.token(&Sha256::digest(message), at, nonce))
     }
 
-    pub fn stamp_digest(&self, sha256: &[u8], at: Timestamp, nonce: Option<Int>) -> Vec<u8> {
+    fn granted(token: Vec<u8>) -> Vec<u8> {
+        let resp = x509_tsp::TimeStampResp {
+            status: cmpv2::status::PkiStatusInfo { status: cmpv2::status::PkiStatus::Accepted, status_string: None, fail_info: None },
+            time_stamp_token: Some(ContentInfo::from_der(&token).expect("own token")),
+        };
+        resp.to_der().expect("TimeStampResp encodes")
+    }
+
+    /// The TimeStampToken (CMS ContentInfo, DER) over a SHA-256 message imprint.
+    pub fn token(&self, sha256: &[u8], at: Timestamp, nonce: Option<Int>) -> Vec<u8> {
         let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Whole seconds: some verifiers (@sigstore/core) parse only 3 fractional digits.
         let gen_time = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(at.as_second().max(0) as u64)).expect("time in range");
@@ -142,12 +152,7 @@ impl Tsa {
         if r.message_imprint.hash_algorithm.oid != ID_SHA256 || r.message_imprint.hashed_message.as_bytes().len() != 32 {
             return Err(TsaError::BadRequest("only SHA-256 message imprints are supported".into()));
         }
-        let token = self.stamp_digest(r.message_imprint.hashed_message.as_bytes(), at, r.nonce.clone());
-        let resp = x509_tsp::TimeStampResp {
-            status: cmpv2::status::PkiStatusInfo { status: cmpv2::status::PkiStatus::Accepted, status_string: None, fail_info: None },
-            time_stamp_token: Some(ContentInfo::from_der(&token).expect("own token")),
-        };
-        Ok(resp.to_der().expect("TimeStampResp encodes"))
+        Ok(Self::granted(self.token(r.message_imprint.hashed_message.as_bytes(), at, r.nonce.clone())))
     }
 }
 

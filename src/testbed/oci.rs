@@ -1,0 +1,264 @@
+//! The testbed's OCI registry — Debian's real `docker-registry` (distribution 2.8) on 127.0.0.1,
+//! anonymous or with htpasswd auth — and a small pusher (oci-client) for images built from
+//! scratch and for signature artifacts.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+pub fn digest_of(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// A running `docker-registry` process (killed on drop).
+pub struct Registry {
+    pub addr: String,
+    pub dir: PathBuf,
+    pub auth: Option<(String, String)>,
+    child: Option<Child>,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Registry {
+    /// Start Debian's `docker-registry` on 127.0.0.1 (a free port), storing under `dir`. With
+    /// `auth`, htpasswd (bcrypt) Basic auth is required for every request.
+    pub fn start(dir: &Path, auth: Option<(&str, &str)>) -> anyhow::Result<Self> {
+        let bin = which("docker-registry").ok_or_else(|| anyhow!("docker-registry not found: install Debian's docker-registry package (.ci/install)"))?;
+        std::fs::create_dir_all(dir.join("data"))?;
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((u, p)) = auth {
+            let hash = bcrypt::hash(p, 5).context("bcrypt")?;
+            std::fs::write(dir.join("htpasswd"), format!("{u}:{hash}\n"))?;
+            cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: testbed-registry\n    path: {}\n", dir.join("htpasswd").display()));
+        }
+        std::fs::write(dir.join("config.yml"), cfg)?;
+        let log = std::fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting docker-registry")?;
+        let mut r = Self { addr, dir: dir.to_path_buf(), auth: auth.map(|(u, p)| (u.into(), p.into())), child: Some(child) };
+        r.wait_ready()?;
+        Ok(r)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                let log = std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
+                return Err(anyhow!("docker-registry exited ({st}): {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(anyhow!("docker-registry did not listen on {} within 10 s", self.addr))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Leave the process running (the CLI's `testbed up` hands it to `testbed down`).
+    pub fn detach(mut self) -> u32 {
+        self.child.take().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn registry_auth(&self) -> RegistryAuth {
+        match &self.auth {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// Pushes blobs and manifests over plain HTTP to a loopback registry.
+pub struct Pusher {
+    client: Client,
+    auth: RegistryAuth,
+    pub registry: String,
+}
+
+impl Pusher {
+    pub fn new(registry: &str, auth: RegistryAuth) -> Self {
+        let client = Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+        Self { client, auth, registry: registry.into() }
+    }
+
+    fn reference(&self, repo: &str, tag_or_digest: &str) -> anyhow::Result<Reference> {
+        let s = if tag_or_digest.starts_with("sha256:") {
+            format!("{}/{repo}@{tag_or_digest}", self.registry)
+        } else {
+            format!("{}/{repo}:{tag_or_digest}", self.registry)
+        };
+        s.parse().with_context(|| format!("reference {s}"))
+    }
+
+    async fn authed(&self, r: &Reference) -> anyhow::Result<()> {
+        self.client.store_auth_if_needed(r.resolve_registry(), &self.auth).await;
+        if !matches!(self.auth, RegistryAuth::Anonymous) {
+            self.client.auth(r, &self.auth, oci_client::RegistryOperation::Push).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> anyhow::Result<String> {
+        let digest = digest_of(data);
+        let r = self.reference(repo, "latest")?;
+        self.authed(&r).await?;
+        if !self.client.blob_exists(&r, &digest).await.unwrap_or(false) {
+            self.client.push_blob(&r, data.to_vec(), &digest).await.with_context(|| format!("pushing blob {digest} to {repo}"))?;
+        }
+        Ok(digest)
+    }
+
+    /// Push a manifest (JSON bytes) under `tag` (or by digest when `tag` is None). Returns its digest.
+    pub async fn push_manifest(&self, repo: &str, tag: Option<&str>, media_type: &str, manifest: &[u8]) -> anyhow::Result<String> {
+        let digest = digest_of(manifest);
+        let r = self.reference(repo, tag.unwrap_or(&digest))?;
+        self.authed(&r).await?;
+        self.client
+            .push_manifest_raw(&r, manifest.to_vec(), media_type.parse().map_err(|_| anyhow!("bad media type"))?)
+            .await
+            .with_context(|| format!("pushing manifest to {repo}:{}", tag.unwrap_or(&digest)))?;
+        Ok(digest)
+    }
+
+    /// Fetch a manifest by tag or digest: `(bytes, digest)`, or None when absent.
+    pub async fn get_manifest(&self, repo: &str, tag_or_digest: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+        let r = self.reference(repo, tag_or_digest)?;
+        self.authed(&r).await?;
+        match self.client.pull_manifest_raw(&r, &self.auth, &[OCI_MANIFEST, OCI_INDEX]).await {
+            Ok((b, d)) => Ok(Some((b.to_vec(), d))),
+            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => Ok(None),
+            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. }) if envelope.errors.iter().any(|e| e.code == oci_client::errors::OciErrorCode::ManifestUnknown) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A single-layer image built from scratch (a tar.gz with one file), pushed as an OCI manifest.
+pub struct BuiltImage {
+    pub repo: String,
+    pub tag: String,
+    pub digest: String,
+    pub manifest: Vec<u8>,
+    pub config_digest: String,
+}
+
+/// Build a deterministic image whose only file is `/etc/<name>` containing `content`, push it
+/// to `repo:tag`, and return its manifest digest.
+pub async fn push_scratch_image(p: &Pusher, repo: &str, tag: &str, name: &str, content: &[u8]) -> anyhow::Result<BuiltImage> {
+    let mut tar_bytes = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tar_bytes);
+        let mut h = tar::Header::new_gnu();
+        h.set_path(format!("etc/{name}"))?;
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, content)?;
+        b.finish()?;
+    }
+    let diff_id = digest_of(&tar_bytes);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar_bytes)?;
+    let layer = gz.finish()?;
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/true"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": format!("trustmirror testbed: {name}")}],
+    }))?;
+    let layer_digest = p.push_blob(repo, &layer).await?;
+    let config_digest = p.push_blob(repo, &config).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer.len()}],
+    }))?;
+    let digest = p.push_manifest(repo, Some(tag), OCI_MANIFEST, &manifest).await?;
+    Ok(BuiltImage { repo: repo.into(), tag: tag.into(), digest, manifest, config_digest })
+}
+
+/// An OCI manifest with a config and layers given as `(media type, bytes, annotations)`.
+pub async fn push_artifact_manifest(
+    p: &Pusher,
+    repo: &str,
+    tag: Option<&str>,
+    artifact_type: Option<&str>,
+    config: (&str, &[u8]),
+    layers: &[(&str, Vec<u8>, Value)],
+    subject: Option<(&str, &str, usize)>,
+    annotations: Option<Value>,
+) -> anyhow::Result<String> {
+    let config_digest = p.push_blob(repo, config.1).await?;
+    let mut ls = vec![];
+    for (mt, bytes, ann) in layers {
+        let d = p.push_blob(repo, bytes).await?;
+        let mut l = json!({"mediaType": mt, "digest": d, "size": bytes.len()});
+        if !ann.is_null() {
+            l["annotations"] = ann.clone();
+        }
+        ls.push(l);
+    }
+    let mut m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config.0, "digest": config_digest, "size": config.1.len()}, "layers": ls});
+    if let Some(at) = artifact_type {
+        m["artifactType"] = json!(at);
+    }
+    if let Some((mt, d, size)) = subject {
+        m["subject"] = json!({"mediaType": mt, "digest": d, "size": size});
+    }
+    if let Some(a) = annotations {
+        m["annotations"] = a;
+    }
+    p.push_manifest(repo, tag, OCI_MANIFEST, &serde_json::to_vec(&m)?).await
+}
