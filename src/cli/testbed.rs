@@ -75,7 +75,11 @@ pub async fn run(c: TestbedCmd) -> anyhow::Result<i32> {
                 }
             }
             // Registries die with the testbed; make sure even after a crash of the testbed itself.
-            for p in env.get("REGISTRY_PIDS").map(|s| s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()).collect::<Vec<_>>()).unwrap_or_default() {
+            for p in env
+                .get("REGISTRY_PIDS")
+                .map(|s| s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()).collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 if p > 0 && alive(p) {
                     unsafe { libc::kill(p, libc::SIGKILL) };
                 }

@@ -118,8 +118,7 @@ pub async fn attest_image(
     repo: &str,
     digest: &str,
     signer: &Signer,
-    predicate_type: &str,
-    predicate: &Value,
+    (predicate_type, predicate): (&str, &Value),
     at: Timestamp,
 ) -> anyhow::Result<()> {
     let name = format!("{}/{repo}", p.registry);
@@ -142,7 +141,14 @@ pub async fn attest_image(
 
 /// Attach a Sigstore bundle as an OCI 1.1 referrer of the image, and record it in the referrers
 /// tag schema index (`sha256-<hex>`), since distribution 2.8 has no referrers API.
-pub async fn attach_bundle(p: &Pusher, repo: &str, subject_digest: &str, subject_size: usize, bundle: &Value, predicate_type: Option<&str>) -> anyhow::Result<String> {
+pub async fn attach_bundle(
+    p: &Pusher,
+    repo: &str,
+    subject_digest: &str,
+    subject_size: usize,
+    bundle: &Value,
+    predicate_type: Option<&str>,
+) -> anyhow::Result<String> {
     let bytes = serde_json::to_vec(bundle)?;
     let mut ann = json!({"dev.sigstore.bundle.content": if bundle.get("dsseEnvelope").is_some() { "dsse-envelope" } else { "message-signature" },
         "org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
@@ -165,7 +171,8 @@ pub async fn attach_bundle(p: &Pusher, repo: &str, subject_digest: &str, subject
         Some((b, _)) => serde_json::from_slice::<Value>(&b)?["manifests"].as_array().cloned().unwrap_or_default(),
         None => vec![],
     };
-    manifests.push(json!({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": mbytes.len(), "artifactType": BUNDLE_V03, "annotations": ann}));
+    manifests
+        .push(json!({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": mbytes.len(), "artifactType": BUNDLE_V03, "annotations": ann}));
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     p.push_manifest(repo, Some(&tag), OCI_INDEX, &serde_json::to_vec(&index)?).await?;
     Ok(mdigest)

@@ -99,6 +99,7 @@ async fn tsa_chain(State(s): State<HttpState>) -> Response {
 impl Testbed {
     /// Start everything; write `DIR/env`, `DIR/trust/…`, `DIR/tuf/`, `DIR/scenarios.json`.
     pub async fn up(opts: TestbedOptions) -> anyhow::Result<Self> {
+        let t0 = std::time::Instant::now();
         let now = opts.now.unwrap_or_else(Timestamp::now);
         let dir = opts.dir.clone();
         std::fs::create_dir_all(&dir)?;
@@ -134,6 +135,7 @@ impl Testbed {
         repo.set_expiry("timestamp", now.checked_add(SignedDuration::from_hours(24 * 7)).expect("range"));
         repo.set_expiry("snapshot", now.checked_add(SignedDuration::from_hours(24 * 30)).expect("range"));
         repo.add_target("targets", "trusted_root.json", &serde_json::to_vec_pretty(&trusted_root)?);
+        repo.add_target("targets", "signing_config.json", &serde_json::to_vec_pretty(&signing_config)?);
         repo.add_target("targets", "signing_config.v0.2.json", &serde_json::to_vec_pretty(&signing_config)?);
         for (name, bytes) in stack.legacy_targets() {
             repo.add_target("targets", name, &bytes);
@@ -172,12 +174,19 @@ impl Testbed {
         env.insert("GOOD_IDENTITY".into(), scenarios::good_identity().san);
         env.insert("GOOD_ISSUER".into(), scenarios::good_identity().issuer);
 
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "testbed: keys, trust material, TUF repository, HTTP");
         let (mut registry, mut auth_registry, mut scen) = (None, None, vec![]);
         if opts.registry {
-            let r = Registry::start(&dir.join("registry"), None)?;
-            let ra = Registry::start(&dir.join("registry-auth"), Some((REGISTRY_USER, REGISTRY_PASS)))?;
+            let (d1, d2) = (dir.join("registry"), dir.join("registry-auth"));
+            let (r, ra) = tokio::join!(
+                tokio::task::spawn_blocking(move || Registry::start(&d1, None)),
+                tokio::task::spawn_blocking(move || Registry::start(&d2, Some((REGISTRY_USER, REGISTRY_PASS))))
+            );
+            let (r, ra) = (r??, ra??);
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "testbed: registries up");
             let px = Pusher::new(&r.addr, r.registry_auth());
             scen = scenarios::publish(&stack, &px, now).await.context("publishing the scenario images")?;
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "testbed: scenarios published");
             // the good image in the auth-protected registry too
             let pa = Pusher::new(&ra.addr, ra.registry_auth());
             let img = oci::push_scratch_image(&pa, "myorg/app", "v1.2.3", "app", b"myorg/app v1.2.3\n").await?;

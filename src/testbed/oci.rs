@@ -40,7 +40,8 @@ impl Registry {
     /// Start Debian's `docker-registry` on 127.0.0.1 (a free port), storing under `dir`. With
     /// `auth`, htpasswd (bcrypt) Basic auth is required for every request.
     pub fn start(dir: &Path, auth: Option<(&str, &str)>) -> anyhow::Result<Self> {
-        let bin = which("docker-registry").ok_or_else(|| anyhow!("docker-registry not found: install Debian's docker-registry package (.ci/install)"))?;
+        let bin = which("docker-registry")
+            .ok_or_else(|| anyhow!("docker-registry not found: install Debian's docker-registry package (.ci/install)"))?;
         std::fs::create_dir_all(dir.join("data"))?;
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
@@ -123,7 +124,7 @@ pub struct Pusher {
 
 impl Pusher {
     pub fn new(registry: &str, auth: RegistryAuth) -> Self {
-        let client = Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+        let client = Client::new(ClientConfig { protocol: ClientProtocol::Http, use_monolithic_push: true, ..Default::default() });
         Self { client, auth, registry: registry.into() }
     }
 
@@ -173,7 +174,11 @@ impl Pusher {
         match self.client.pull_manifest_raw(&r, &self.auth, &[OCI_MANIFEST, OCI_INDEX]).await {
             Ok((b, d)) => Ok(Some((b.to_vec(), d))),
             Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => Ok(None),
-            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. }) if envelope.errors.iter().any(|e| e.code == oci_client::errors::OciErrorCode::ManifestUnknown) => Ok(None),
+            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. })
+                if envelope.errors.iter().any(|e| e.code == oci_client::errors::OciErrorCode::ManifestUnknown) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -226,39 +231,4 @@ pub async fn push_scratch_image(p: &Pusher, repo: &str, tag: &str, name: &str, c
     }))?;
     let digest = p.push_manifest(repo, Some(tag), OCI_MANIFEST, &manifest).await?;
     Ok(BuiltImage { repo: repo.into(), tag: tag.into(), digest, manifest, config_digest })
-}
-
-/// An OCI manifest with a config and layers given as `(media type, bytes, annotations)`.
-pub async fn push_artifact_manifest(
-    p: &Pusher,
-    repo: &str,
-    tag: Option<&str>,
-    artifact_type: Option<&str>,
-    config: (&str, &[u8]),
-    layers: &[(&str, Vec<u8>, Value)],
-    subject: Option<(&str, &str, usize)>,
-    annotations: Option<Value>,
-) -> anyhow::Result<String> {
-    let config_digest = p.push_blob(repo, config.1).await?;
-    let mut ls = vec![];
-    for (mt, bytes, ann) in layers {
-        let d = p.push_blob(repo, bytes).await?;
-        let mut l = json!({"mediaType": mt, "digest": d, "size": bytes.len()});
-        if !ann.is_null() {
-            l["annotations"] = ann.clone();
-        }
-        ls.push(l);
-    }
-    let mut m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": config.0, "digest": config_digest, "size": config.1.len()}, "layers": ls});
-    if let Some(at) = artifact_type {
-        m["artifactType"] = json!(at);
-    }
-    if let Some((mt, d, size)) = subject {
-        m["subject"] = json!({"mediaType": mt, "digest": d, "size": size});
-    }
-    if let Some(a) = annotations {
-        m["annotations"] = a;
-    }
-    p.push_manifest(repo, tag, OCI_MANIFEST, &serde_json::to_vec(&m)?).await
 }

@@ -42,8 +42,11 @@ impl EcKey {
             h = Sha256::digest(h).into();
         };
         let pkcs8 = aws.to_pkcs8v1().expect("pkcs8");
-        let rc = KeyPair::from_pkcs8_der_and_sign_algo(&rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec()), &rcgen::PKCS_ECDSA_P256_SHA256)
-            .expect("rcgen accepts aws-lc P-256 keys");
+        let rc = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec()),
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        )
+        .expect("rcgen accepts aws-lc P-256 keys");
         let spki = aws.public_key().as_der().expect("spki").as_ref().to_vec();
         Self { aws, rc, spki }
     }
@@ -137,7 +140,14 @@ fn dn(org: &str, cn: &str) -> DistinguishedName {
 
 impl CertAuthority {
     /// `intermediate_eku`: Fulcio's intermediate carries codeSigning; a TSA's carries timeStamping.
-    pub fn new(seed: &str, org: &str, name: &str, not_before: Timestamp, not_after: Timestamp, intermediate_eku: ExtendedKeyUsagePurpose) -> Self {
+    pub fn new(
+        seed: &str,
+        org: &str,
+        name: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        intermediate_eku: ExtendedKeyUsagePurpose,
+    ) -> Self {
         let root_key = EcKey::from_seed(format!("{seed}/root").as_bytes());
         let mut rp = CertificateParams::default();
         rp.distinguished_name = dn(org, name);

@@ -139,8 +139,10 @@ pub fn cosign_vuln_v1(findings: &[Finding], started: Timestamp, finished: Timest
 pub fn intoto_vulns_v02(findings: &[Finding], started: Timestamp, finished: Timestamp) -> Value {
     let result: Vec<Value> = findings
         .iter()
-        .map(|f| json!({"id": f.id, "severity": [{"method": "grype", "score": f.severity.to_uppercase()}],
-            "annotations": [{"package": f.package, "version": f.version}]}))
+        .map(|f| {
+            json!({"id": f.id, "severity": [{"method": "grype", "score": f.severity.to_uppercase()}],
+            "annotations": [{"package": f.package, "version": f.version}]})
+        })
         .collect();
     json!({
         "scanner": {"uri": "pkg:github/anchore/grype@v0.77.0", "version": "0.77.0",

@@ -179,6 +179,11 @@ impl Rekor {
         if fork { self.fork.as_ref().unwrap_or(&self.main) } else { &self.main }
     }
 
+    /// Leaf hashes of the main view.
+    pub fn leaf_hashes(&self) -> &[Hash] {
+        &self.main.leaves
+    }
+
     pub fn size(&self) -> u64 {
         self.main.leaves.len() as u64
     }
@@ -327,7 +332,12 @@ async fn entry_by_index(State(r): State<SharedRekor>, Query(q): Query<IndexQ>) -
         return err(StatusCode::NOT_FOUND, "no such entry");
     }
     let body: Value = serde_json::from_slice(&v.bodies[q.log_index as usize]).unwrap_or(Value::Null);
-    let e = r.entry(fork, q.log_index, body["kind"].as_str().unwrap_or_default().into(), body["apiVersion"].as_str().unwrap_or_default().into());
+    let e = r.entry(
+        fork,
+        q.log_index,
+        body["kind"].as_str().unwrap_or_default().into(),
+        body["apiVersion"].as_str().unwrap_or_default().into(),
+    );
     Json(json!({ e.uuid.clone(): e.api_json() })).into_response()
 }
 
@@ -339,7 +349,8 @@ async fn entry_by_uuid(State(r): State<SharedRekor>, axum::extract::Path(uuid): 
         return err(StatusCode::NOT_FOUND, "no such entry");
     };
     let body: Value = serde_json::from_slice(&v.bodies[i]).unwrap_or(Value::Null);
-    let e = r.entry(fork, i as u64, body["kind"].as_str().unwrap_or_default().into(), body["apiVersion"].as_str().unwrap_or_default().into());
+    let e =
+        r.entry(fork, i as u64, body["kind"].as_str().unwrap_or_default().into(), body["apiVersion"].as_str().unwrap_or_default().into());
     Json(json!({ e.uuid.clone(): e.api_json() })).into_response()
 }
 

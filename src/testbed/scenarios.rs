@@ -78,7 +78,7 @@ async fn attach(stack: &SigstoreStack, px: &Pusher, img: &BuiltImage, m: &Materi
         atts.push((p::COSIGN_VULN, p::cosign_vuln_v1(f, start, m.scanned)));
     }
     for (pt, pred) in &atts {
-        attest_image(stack, px, &img.repo, &img.digest, signer, pt, pred, at).await?;
+        attest_image(stack, px, &img.repo, &img.digest, signer, (pt, pred), at).await?;
     }
     if m.bundles {
         let name = format!("{}/{}", px.registry, img.repo);
@@ -178,7 +178,8 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
     // 4. critical CVE.
     let crit = Finding { id: "CVE-2024-3094".into(), severity: "CRITICAL".into(), package: "xz-utils".into(), version: "5.6.0-0.2".into() };
     let img = push_scratch_image(px, "myorg/critical-cve", "v1", "app", b"ships xz 5.6.0\n").await?;
-    attach(stack, px, &img, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding(), crit], ago(1), false), ago(2)).await?;
+    attach(stack, px, &img, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding(), crit], ago(1), false), ago(2))
+        .await?;
     add("critical-cve", &img, "deny", "vulnerability", "scan lists CVE-2024-3094 (critical)", false);
 
     // 5. banned package in the SBOM.
@@ -191,7 +192,8 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
     // 6. SLSA level 1: provenance from a builder that is not a hardened one.
     let img = push_scratch_image(px, "myorg/slsa-l1", "v1", "app", b"built on a laptop\n").await?;
     let mut m = full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false);
-    m.provenance = Some(build("myorg/app", "refs/heads/main", "https://builder.example.com/laptop-build@v1", approved_base.clone(), ago(2)));
+    m.provenance =
+        Some(build("myorg/app", "refs/heads/main", "https://builder.example.com/laptop-build@v1", approved_base.clone(), ago(2)));
     attach(stack, px, &img, &m, ago(2)).await?;
     add("slsa-level-1", &img, "deny", "provenance", "provenance from an unapproved builder (SLSA level 1)", false);
 
@@ -209,7 +211,14 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
 
     // 9. emergency rollback to an unsigned build.
     let img = push_scratch_image(px, "myorg/app", "v1.0.9-hotfix", "app", b"hand-built hotfix\n").await?;
-    add("rollback-unsigned", &img, "deny-unless-breakglass", "signature", "unsigned hotfix: denied unless a break-glass exemption is active", false);
+    add(
+        "rollback-unsigned",
+        &img,
+        "deny-unless-breakglass",
+        "signature",
+        "unsigned hotfix: denied unless a break-glass exemption is active",
+        false,
+    );
 
     // 10. valid signature, provenance and scan, but no SBOM attestation.
     let img = push_scratch_image(px, "myorg/no-sbom", "v1", "app", b"no sbom\n").await?;
@@ -220,7 +229,14 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
 
     // 11. a third-party image signed with a long-lived key (cosign --key).
     let img = push_scratch_image(px, "vendor/tool", "v3", "tool", b"vendor tool\n").await?;
-    attach(stack, px, &img, &Material { signer: Some(&vendor), provenance: None, sbom: None, findings: None, scanned: ago(1), bundles: false }, ago(2)).await?;
+    attach(
+        stack,
+        px,
+        &img,
+        &Material { signer: Some(&vendor), provenance: None, sbom: None, findings: None, scanned: ago(1), bundles: false },
+        ago(2),
+    )
+    .await?;
     add("vendor-key-signed", &img, "allow", "key", "third-party image signed with the vendor's cosign key (signature-only policy)", false);
 
     Ok(out)

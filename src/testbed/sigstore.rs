@@ -80,9 +80,23 @@ impl SigstoreStack {
     pub fn new(seed: &str, now: Timestamp) -> Self {
         let valid_from = now.checked_sub(SignedDuration::from_hours(24 * 365)).expect("range");
         let until = now.checked_add(SignedDuration::from_hours(24 * 3650)).expect("range");
-        let ca = CertAuthority::new(&format!("{seed}/fulcio"), "trustmirror testbed", "testbed Fulcio", valid_from, until, ExtendedKeyUsagePurpose::CodeSigning);
+        let ca = CertAuthority::new(
+            &format!("{seed}/fulcio"),
+            "trustmirror testbed",
+            "testbed Fulcio",
+            valid_from,
+            until,
+            ExtendedKeyUsagePurpose::CodeSigning,
+        );
         let ctlog = CtLog { key: EcKey::from_seed(format!("{seed}/ctlog").as_bytes()) };
-        let tsa_ca = CertAuthority::new(&format!("{seed}/tsa"), "trustmirror testbed", "testbed TSA CA", valid_from, until, ExtendedKeyUsagePurpose::TimeStamping);
+        let tsa_ca = CertAuthority::new(
+            &format!("{seed}/tsa"),
+            "trustmirror testbed",
+            "testbed TSA CA",
+            valid_from,
+            until,
+            ExtendedKeyUsagePurpose::TimeStamping,
+        );
         let tsa_key = EcKey::from_seed(format!("{seed}/tsa/leaf").as_bytes());
         let leaf = tsa_leaf(&tsa_ca, &tsa_key, valid_from, until);
         Self {
@@ -143,7 +157,8 @@ impl SigstoreStack {
     /// A DSSE envelope over `payload` (one signature), as JSON bytes, with its signature.
     pub fn dsse(&self, signer: &Signer, payload_type: &str, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let sig = signer.key().sign(&pae(payload_type, payload));
-        let env = json!({"payloadType": payload_type, "payload": B64.encode(payload), "signatures": [{"keyid": "", "sig": B64.encode(&sig)}]});
+        let env =
+            json!({"payloadType": payload_type, "payload": B64.encode(payload), "signatures": [{"keyid": "", "sig": B64.encode(&sig)}]});
         (serde_json::to_vec(&env).expect("json"), sig)
     }
 
@@ -180,10 +195,10 @@ impl SigstoreStack {
     pub fn trusted_root(&self, base_url: &str) -> Value {
         let start = self.valid_from.to_string();
         let rekor_key = self.rekor.lock().unwrap_or_else(|e| e.into_inner()).key.spki.clone();
-        let key = |spki: &[u8]| {
-            json!({"rawBytes": B64.encode(spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": start}})
-        };
-        let chain = |certs: Vec<Vec<u8>>| json!({"certificates": certs.iter().map(|c| json!({"rawBytes": B64.encode(c)})).collect::<Vec<_>>()});
+        let key =
+            |spki: &[u8]| json!({"rawBytes": B64.encode(spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": start}});
+        let chain =
+            |certs: Vec<Vec<u8>>| json!({"certificates": certs.iter().map(|c| json!({"rawBytes": B64.encode(c)})).collect::<Vec<_>>()});
         json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
             "tlogs": [{"baseUrl": base_url, "hashAlgorithm": "SHA2_256", "publicKey": key(&rekor_key),
@@ -230,7 +245,8 @@ mod tests {
     use sigstore_verify::{VerificationPolicy, Verifier};
 
     fn verify(stack: &SigstoreStack, bundle: &Value, artifact: &[u8], id: &Identity) -> Result<(), String> {
-        let tr = sigstore_trust_root::TrustedRoot::from_json(&stack.trusted_root("http://127.0.0.1:1").to_string()).map_err(|e| e.to_string())?;
+        let tr = sigstore_trust_root::TrustedRoot::from_json(&stack.trusted_root("http://127.0.0.1:1").to_string())
+            .map_err(|e| e.to_string())?;
         let b = sigstore_types::Bundle::from_json(&bundle.to_string()).map_err(|e| e.to_string())?;
         let policy = VerificationPolicy::new(id.san.clone(), id.issuer.clone());
         Verifier::new(&tr).map_err(|e| e.to_string())?.verify(artifact, &b, &policy).map(|_| ()).map_err(|e| e.to_string())

@@ -79,7 +79,8 @@ impl Tsa {
     pub fn token(&self, sha256: &[u8], at: Timestamp, nonce: Option<Int>) -> Vec<u8> {
         let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Whole seconds: some verifiers (@sigstore/core) parse only 3 fractional digits.
-        let gen_time = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(at.as_second().max(0) as u64)).expect("time in range");
+        let gen_time =
+            GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(at.as_second().max(0) as u64)).expect("time in range");
         let tst = TstInfo {
             version: TspVersion::V1,
             policy: TSA_POLICY,
@@ -107,9 +108,17 @@ impl Tsa {
         let mut signed_attrs = SetOfVec::new();
         signed_attrs.insert(attr(ID_CONTENT_TYPE, Any::from(&ID_CT_TSTINFO))).expect("attr");
         signed_attrs
-            .insert(attr(ID_MESSAGE_DIGEST, Any::from_der(&OctetString::new(Sha256::digest(&tst_der).to_vec()).expect("o").to_der().expect("der")).expect("any")))
+            .insert(attr(
+                ID_MESSAGE_DIGEST,
+                Any::from_der(&OctetString::new(Sha256::digest(&tst_der).to_vec()).expect("o").to_der().expect("der")).expect("any"),
+            ))
             .expect("attr");
-        signed_attrs.insert(attr(ID_SIGNING_TIME, Any::from_der(&x509_cert::time::Time::GeneralTime(gen_time).to_der().expect("der")).expect("any"))).expect("attr");
+        signed_attrs
+            .insert(attr(
+                ID_SIGNING_TIME,
+                Any::from_der(&x509_cert::time::Time::GeneralTime(gen_time).to_der().expect("der")).expect("any"),
+            ))
+            .expect("attr");
         signed_attrs.insert(attr(ID_SIGNING_CERT_V2, Any::from_der(&signing_cert_v2).expect("any"))).expect("attr");
         let signature = self.key.sign(&signed_attrs.to_der().expect("SET OF attributes"));
 
@@ -142,7 +151,8 @@ impl Tsa {
             crls: None,
             signer_infos: SignerInfos(signers),
         };
-        let ci = ContentInfo { content_type: ID_SIGNED_DATA, content: Any::from_der(&sd.to_der().expect("SignedData encodes")).expect("any") };
+        let ci =
+            ContentInfo { content_type: ID_SIGNED_DATA, content: Any::from_der(&sd.to_der().expect("SignedData encodes")).expect("any") };
         ci.to_der().expect("ContentInfo encodes")
     }
 
