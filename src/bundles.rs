@@ -8,3 +8,10 @@ pub const SIGSTORE_PRODUCTION_ROOT: &[u8] = include_bytes!("../bundles/sigstore-
 /// demo keys, carrying the production `trusted_root.json` and friends plus a delegated role.
 /// `(relative path, bytes)`; written to a temporary directory and mirrored by `serve --demo`.
 pub const DEMO_TUF: &[(&str, &[u8])] = &include!(concat!(env!("OUT_DIR"), "/demo_tuf.rs"));
+
+/// The Sigstore public-good production `trusted_root.json` (root-signing targets): the default
+/// trust root of `verify*` without `--trusted-root`.
+pub const SIGSTORE_PRODUCTION_TRUSTED_ROOT: &[u8] = include_bytes!("../bundles/sigstore-production-trusted_root.json");
+
+/// The Sigstore staging `trusted_root.json` (`--staging`).
+pub const SIGSTORE_STAGING_TRUSTED_ROOT: &[u8] = include_bytes!("../bundles/sigstore-staging-trusted_root.json");

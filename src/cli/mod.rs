@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod testbed;
 pub mod tuf_conformance;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub enum Cmd {
     /// TUF mirror operations.
     #[command(subcommand)]
     Tuf(TufCmd),
+    /// Verify a blob's Sigstore bundle offline (cosign verify-blob / verify-bundle).
+    #[command(alias = "verify-bundle")]
+    VerifyBlob(verify::VerifyBlobArgs),
     /// An internal Sigstore stack on loopback (TUF, Fulcio, CT log, Rekor, TSA, OCI registry)
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
@@ -188,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),
         Cmd::Testbed(c) => testbed::run(c).await,
+        Cmd::VerifyBlob(a) => verify::verify_blob(a),
     }
 }
 

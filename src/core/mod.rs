@@ -2,3 +2,4 @@
 pub mod clock;
 pub mod merkle;
 pub mod tuf;
+pub mod verify;

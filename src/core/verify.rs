@@ -1,0 +1,587 @@
+//! The offline verification engine: bytes, trusted material and a clock in; a verified signer (and
+//! in-toto statement) or a typed refusal out. No I/O.
+//!
+//! Cryptographic verification of Sigstore bundles (v0.1–v0.3: certificate chain to Fulcio, SCTs
+//! against CT log keys, Rekor v1 SETs and inclusion proofs with signed checkpoints, Rekor v2,
+//! RFC 3161 timestamps, integrated time within the certificate's validity, message signatures
+//! and DSSE) is `sigstore-verify`'s (see README "Design"); this module adds what it lacks or what
+//! trustmirror decides differently:
+//!
+//! * identity policy in cosign's vocabulary (SAN and issuer, exact or regular expression; GitHub
+//!   workflow claims from the Fulcio extensions) applied to the verified certificate;
+//! * the injected clock (sigstore-verify reads the system clock only to refuse integrated times
+//!   in the future; the engine applies the same rule with its clock);
+//! * several trust roots side by side, each with a stable content digest that caches key on;
+//! * M-of-N over independent authorities;
+//! * errors that name the check that failed ([`Check`]), for CLI messages, admission denials
+//!   and audit records alike;
+//! * size limits on everything parsed.
+
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sigstore_trust_root::TrustedRoot;
+use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
+use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+
+/// Largest bundle (or trusted root) accepted, in bytes.
+pub const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
+
+/// Which check refused the input. Stable strings: they appear in messages, metrics and audit logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// The input is not a well-formed document of the expected kind.
+    Parse,
+    /// A bundle media type or version, entry kind or payload type this verifier does not support.
+    Unsupported,
+    /// The trusted root itself is unusable.
+    TrustRoot,
+    /// The signing certificate does not chain to a trusted CA, or was not valid when signing.
+    Certificate,
+    /// The embedded signed certificate timestamp is missing or invalid.
+    Sct,
+    /// Rekor entry, SET, inclusion proof or checkpoint.
+    TransparencyLog,
+    /// RFC 3161 timestamp.
+    Timestamp,
+    /// The signature does not verify.
+    Signature,
+    /// The signed artifact (or in-toto subject) is not the one being verified.
+    Artifact,
+    /// The certificate's SAN is not the expected identity.
+    Identity,
+    /// The certificate's OIDC issuer is not the expected one.
+    Issuer,
+    /// A CI claim (repository, ref, workflow) does not match.
+    Claim,
+    /// Not signed by the expected key.
+    Key,
+    /// Fewer valid signatures than required.
+    Threshold,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Parse => "parse",
+            Check::Unsupported => "unsupported",
+            Check::TrustRoot => "trust-root",
+            Check::Certificate => "certificate",
+            Check::Sct => "sct",
+            Check::TransparencyLog => "transparency-log",
+            Check::Timestamp => "timestamp",
+            Check::Signature => "signature",
+            Check::Artifact => "artifact",
+            Check::Identity => "identity",
+            Check::Issuer => "issuer",
+            Check::Claim => "claim",
+            Check::Key => "key",
+            Check::Threshold => "threshold",
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: which check, and what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{check} check failed: {detail}")]
+pub struct VerifyError {
+    pub check: Check,
+    pub detail: String,
+}
+
+impl VerifyError {
+    pub fn new(check: Check, detail: impl Into<String>) -> Self {
+        Self { check, detail: detail.into() }
+    }
+
+    fn from_sigstore(e: sigstore_verify::Error) -> Self {
+        use sigstore_verify::Error as E;
+        use sigstore_verify::error::CertificateError as C;
+        let check = match &e {
+            E::IdentityMismatch { .. } => Check::Identity,
+            E::IssuerMismatch { .. } => Check::Issuer,
+            E::SignatureInvalid(_) | E::Crypto(_) => Check::Signature,
+            E::ArtifactMismatch(_) | E::UnsupportedArtifact(_) | E::ArtifactRead(_) => Check::Artifact,
+            E::Certificate(C::Sct(_)) => Check::Sct,
+            E::Certificate(_) => Check::Certificate,
+            E::TransparencyLog(_) => Check::TransparencyLog,
+            E::Timestamp(_) => Check::Timestamp,
+            E::UnsupportedBundle(_) => Check::Unsupported,
+            E::InvalidTrustRoot(_) | E::TrustRoot(_) | E::TrustedCertificate(_) => Check::TrustRoot,
+            E::Bundle(b) => {
+                // Structural bundle errors: say which part is wrong.
+                let m = b.to_string();
+                if m.contains("inclusion proof") || m.contains("checkpoint") || m.contains("tlog") || m.contains("log entr") {
+                    Check::TransparencyLog
+                } else if m.contains("certificate") {
+                    Check::Certificate
+                } else if m.contains("timestamp") {
+                    Check::Timestamp
+                } else {
+                    Check::Parse
+                }
+            }
+            E::InvalidBundle(m) if m.contains("certificate") => Check::Certificate,
+            E::InvalidBundle(_) | E::Types(_) => Check::Parse,
+            _ => Check::Parse,
+        };
+        Self::new(check, crate::core::tuf::display_chain(&e))
+    }
+}
+
+pub type VerifyResult<T> = Result<T, VerifyError>;
+
+/// A parsed `trusted_root.json`, ready to verify against.
+pub struct TrustedMaterial {
+    /// A name policies refer to (`production`, `staging`, `internal`, a file name).
+    pub name: String,
+    /// SHA-256 of the document: the "trust version" decision caches key on.
+    pub digest: String,
+    pub root: TrustedRoot,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for TrustedMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedMaterial").field("name", &self.name).field("digest", &self.digest).finish()
+    }
+}
+
+impl TrustedMaterial {
+    pub fn from_json(name: &str, json: &[u8]) -> VerifyResult<Self> {
+        if json.len() > MAX_DOCUMENT {
+            return Err(VerifyError::new(
+                Check::TrustRoot,
+                format!("trusted root {name}: {} bytes exceeds the {MAX_DOCUMENT}-byte limit", json.len()),
+            ));
+        }
+        let text =
+            std::str::from_utf8(json).map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: not UTF-8: {e}")))?;
+        let mt: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: not JSON: {e}")))?;
+        match mt.get("mediaType").and_then(|m| m.as_str()) {
+            Some("application/vnd.dev.sigstore.trustedroot+json;version=0.1")
+            | Some("application/vnd.dev.sigstore.trustedroot.v0.2+json") => {}
+            other => {
+                return Err(VerifyError::new(
+                    Check::TrustRoot,
+                    format!(
+                        "trusted root {name}: unsupported mediaType {other:?} (expected application/vnd.dev.sigstore.trustedroot+json;version=0.1 or …trustedroot.v0.2+json)"
+                    ),
+                ));
+            }
+        }
+        let root = TrustedRoot::from_json(text)
+            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
+        let verifier = Verifier::new(&root)
+            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
+        Ok(Self { name: name.into(), digest: hex::encode(Sha256::digest(json)), root, verifier })
+    }
+
+    /// The Sigstore public-good production trusted root, embedded.
+    pub fn production() -> &'static TrustedMaterial {
+        static P: OnceLock<TrustedMaterial> = OnceLock::new();
+        P.get_or_init(|| {
+            TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT)
+                .expect("embedded production trusted root parses")
+        })
+    }
+
+    /// The Sigstore staging trusted root, embedded.
+    pub fn staging() -> &'static TrustedMaterial {
+        static S: OnceLock<TrustedMaterial> = OnceLock::new();
+        S.get_or_init(|| {
+            TrustedMaterial::from_json("staging", crate::bundles::SIGSTORE_STAGING_TRUSTED_ROOT)
+                .expect("embedded staging trusted root parses")
+        })
+    }
+}
+
+/// Exact or regular-expression match (cosign's `--certificate-identity` vs `…-regexp`).
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Exact(String),
+    /// Anchored at both ends, as cosign (Go `regexp.MatchString` with the user's anchors) is not;
+    /// trustmirror anchors to avoid the classic `https://github.com/org/` prefix mistakes.
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    pub fn regex(pattern: &str) -> VerifyResult<Self> {
+        let anchored = format!("^(?:{pattern})$");
+        regex::Regex::new(&anchored)
+            .map(Matcher::Regex)
+            .map_err(|e| VerifyError::new(Check::Parse, format!("invalid regular expression {pattern:?}: {e}")))
+    }
+    pub fn matches(&self, s: &str) -> bool {
+        match self {
+            Matcher::Exact(e) => e == s,
+            Matcher::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Exact(e) => write!(f, "{e:?}"),
+            Matcher::Regex(r) => write!(f, "/{}/", r.as_str().trim_start_matches("^(?:").trim_end_matches(")$")),
+        }
+    }
+}
+
+/// Who must have signed, for keyless signatures.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityPolicy {
+    pub san: Option<Matcher>,
+    pub issuer: Option<Matcher>,
+    /// GitHub `owner/repo` the workflow ran in (Fulcio source repository claim).
+    pub github_repository: Option<String>,
+    /// Git ref the workflow ran on (`refs/heads/main`).
+    pub github_ref: Option<Matcher>,
+    /// The workflow file (`.github/workflows/build.yml`), from the build-config URI claim.
+    pub github_workflow: Option<Matcher>,
+}
+
+/// One acceptable signer.
+#[derive(Debug, Clone)]
+pub enum Authority {
+    Keyless(IdentityPolicy),
+    /// A long-lived key (cosign `--key`): SubjectPublicKeyInfo DER.
+    Key {
+        name: String,
+        spki_der: Vec<u8>,
+    },
+}
+
+impl Authority {
+    /// A key authority from PEM.
+    pub fn key_pem(name: &str, pem: &str) -> VerifyResult<Self> {
+        let k = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::new(Check::Parse, format!("public key {name}: {e}")))?;
+        Ok(Authority::Key { name: name.into(), spki_der: k.as_bytes().to_vec() })
+    }
+}
+
+/// What is being verified.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// The artifact's bytes.
+    Blob(&'a [u8]),
+    /// Only its SHA-256 (an image manifest digest, or `sha256:` on the command line).
+    Sha256([u8; 32]),
+}
+
+/// CI claims from the Fulcio certificate.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Claims {
+    pub source_repository: Option<String>,
+    pub source_ref: Option<String>,
+    pub build_config: Option<String>,
+    pub build_signer: Option<String>,
+    pub runner_environment: Option<String>,
+}
+
+/// An in-toto statement carried by a DSSE envelope.
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    pub predicate_type: String,
+    pub subjects: Vec<(String, String)>,
+    pub predicate: serde_json::Value,
+}
+
+/// A signature that verified, and who made it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    /// SAN of the certificate, or the key's name.
+    pub signer: String,
+    pub issuer: Option<String>,
+    pub claims: Claims,
+    pub integrated_time: Option<Timestamp>,
+    /// Verified signing times (SETs, RFC 3161 timestamps).
+    pub timestamps: Vec<Timestamp>,
+    pub statement: Option<Statement>,
+}
+
+/// Protobuf JSON carries bytes as base64; encoders that wrap lines (and Go's decoder, which
+/// ignores CR/LF) exist in the wild. Strings made only of base64 characters and line breaks are
+/// unwrapped before parsing, so a wrapped field is judged on its content, not its layout.
+fn unwrap_base64(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains(['\n', '\r']) => {
+            let is_b64 = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r'));
+            if is_b64 {
+                s.retain(|c| c != '\n' && c != '\r');
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(unwrap_base64),
+        serde_json::Value::Object(o) => o.values_mut().for_each(unwrap_base64),
+        _ => {}
+    }
+}
+
+pub fn parse_bundle(json: &[u8]) -> VerifyResult<Bundle> {
+    if json.len() > MAX_DOCUMENT {
+        return Err(VerifyError::new(Check::Parse, format!("bundle of {} bytes exceeds the {MAX_DOCUMENT}-byte limit", json.len())));
+    }
+    let mut v: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not valid JSON: {e}")))?;
+    unwrap_base64(&mut v);
+    let b = Bundle::from_json(&v.to_string()).map_err(|e| {
+        let d = crate::core::tuf::display_chain(&e);
+        // a malformed checkpoint note is a transparency-log problem, whatever layer noticed it
+        let check = if d.contains("checkpoint") { Check::TransparencyLog } else { Check::Parse };
+        VerifyError::new(check, format!("bundle: {d}"))
+    })?;
+    check_chain_shape(&b)?;
+    Ok(b)
+}
+
+/// A v0.1/v0.2 `x509CertificateChain` must hold the leaf (and may hold intermediates) but never
+/// be empty and never carry a root: trust anchors come from the trusted root only.
+fn check_chain_shape(b: &Bundle) -> VerifyResult<()> {
+    use der::Decode;
+    if let sigstore_types::bundle::VerificationMaterialContent::X509CertificateChain { certificates } = &b.verification_material.content {
+        if certificates.is_empty() {
+            return Err(VerifyError::new(Check::Certificate, "the bundle's certificate chain is empty: no signing certificate"));
+        }
+        for (i, c) in certificates.iter().enumerate() {
+            let cert = x509_cert::Certificate::from_der(c.raw_bytes.as_bytes())
+                .map_err(|e| VerifyError::new(Check::Certificate, format!("certificate {i} of the bundle's chain is malformed: {e}")))?;
+            if i > 0 && cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
+                return Err(VerifyError::new(
+                    Check::Certificate,
+                    format!(
+                        "the bundle's certificate chain contains a self-signed root (certificate {i}); roots come only from the trusted root"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn artifact(s: Subject<'_>) -> Artifact<'_> {
+    match s {
+        Subject::Blob(b) => Artifact::from(b),
+        Subject::Sha256(d) => Artifact::from(Sha256Hash::new(d)),
+    }
+}
+
+fn github_repo(uri: &str) -> Option<&str> {
+    uri.strip_prefix("https://github.com/")
+}
+
+/// The workflow path of a `https://github.com/OWNER/REPO/.github/workflows/F.yml@REF` URI.
+fn workflow_path(uri: &str) -> Option<&str> {
+    let rest = github_repo(uri)?;
+    let (path, _) = rest.split_once('@').unwrap_or((rest, ""));
+    let mut parts = path.splitn(3, '/');
+    let (_, _, file) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(file)
+}
+
+fn check_identity(p: &IdentityPolicy, san: Option<&str>, issuer: Option<&str>, c: &Claims) -> VerifyResult<()> {
+    if let Some(m) = &p.issuer {
+        match issuer {
+            Some(i) if m.matches(i) => {}
+            other => return Err(VerifyError::new(Check::Issuer, format!("certificate issuer {other:?} does not match {m}"))),
+        }
+    }
+    if let Some(m) = &p.san {
+        match san {
+            Some(s) if m.matches(s) => {}
+            other => return Err(VerifyError::new(Check::Identity, format!("certificate identity {other:?} does not match {m}"))),
+        }
+    }
+    if let Some(want) = &p.github_repository {
+        let got = c.source_repository.as_deref().and_then(github_repo);
+        if got != Some(want.as_str()) {
+            return Err(VerifyError::new(Check::Claim, format!("source repository {got:?} is not {want:?}")));
+        }
+    }
+    if let Some(m) = &p.github_ref {
+        match c.source_ref.as_deref() {
+            Some(r) if m.matches(r) => {}
+            other => return Err(VerifyError::new(Check::Claim, format!("source ref {other:?} does not match {m}"))),
+        }
+    }
+    if let Some(m) = &p.github_workflow {
+        let wf = c.build_config.as_deref().and_then(workflow_path);
+        match wf {
+            Some(w) if m.matches(w) => {}
+            other => return Err(VerifyError::new(Check::Claim, format!("workflow {other:?} does not match {m}"))),
+        }
+    }
+    Ok(())
+}
+
+fn statement_of(bundle: &Bundle) -> Option<Statement> {
+    let env = match &bundle.content {
+        sigstore_types::SignatureContent::DsseEnvelope(e) => e,
+        _ => return None,
+    };
+    if env.payload_type != "application/vnd.in-toto+json" {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(env.payload.as_bytes()).ok()?;
+    let subjects = v["subject"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (s["name"].as_str().unwrap_or_default().to_string(), s["digest"]["sha256"].as_str().unwrap_or_default().to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Statement {
+        predicate_type: v["predicateType"].as_str().unwrap_or_default().to_string(),
+        subjects,
+        predicate: v["predicate"].clone(),
+    })
+}
+
+/// Verify one Sigstore bundle (JSON) for `subject`, signed by `authority`, at `now`.
+pub fn verify_bundle(
+    tm: &TrustedMaterial,
+    bundle_json: &[u8],
+    subject: Subject<'_>,
+    authority: &Authority,
+    now: Timestamp,
+) -> VerifyResult<Verified> {
+    let bundle = parse_bundle(bundle_json)?;
+    verify_parsed(tm, &bundle, subject, authority, now)
+}
+
+/// As [`verify_bundle`], for an already parsed bundle (the OCI adapters build bundles).
+pub fn verify_parsed(
+    tm: &TrustedMaterial,
+    bundle: &Bundle,
+    subject: Subject<'_>,
+    authority: &Authority,
+    now: Timestamp,
+) -> VerifyResult<Verified> {
+    let (result, signer, issuer, claims) = match authority {
+        Authority::Keyless(p) => {
+            let r =
+                tm.verifier.verify(artifact(subject), bundle, &VerificationPolicy::any_identity()).map_err(VerifyError::from_sigstore)?;
+            let cert =
+                r.certificate().ok_or_else(|| VerifyError::new(Check::Certificate, "keyless verification produced no certificate"))?;
+            let c = &cert.ci_claims;
+            let claims = Claims {
+                source_repository: c.source_repository_uri.clone(),
+                source_ref: c.source_repository_ref.clone(),
+                build_config: c.build_config_uri.clone(),
+                build_signer: c.build_signer_uri.clone(),
+                runner_environment: c.runner_environment.clone(),
+            };
+            let san = r.identity().map(|s| s.as_str().to_string());
+            let issuer = r.issuer().map(str::to_string);
+            check_identity(p, san.as_deref(), issuer.as_deref(), &claims)?;
+            (r, san.unwrap_or_default(), issuer, claims)
+        }
+        Authority::Key { name, spki_der } => {
+            if !matches!(bundle.verification_material.content, sigstore_types::bundle::VerificationMaterialContent::PublicKey(_)) {
+                // A certificate-bearing bundle for a key policy: the certificate's key must be ours.
+                return Err(VerifyError::new(Check::Key, format!("bundle is signed with a certificate, not with key {name}")));
+            }
+            let policy = PublicKeyVerificationPolicy::new(DerPublicKey::new(spki_der.clone()));
+            let r = tm.verifier.verify(artifact(subject), bundle, &policy).map_err(|e| {
+                let mut v = VerifyError::from_sigstore(e);
+                if v.check == Check::Signature {
+                    v.check = Check::Key;
+                    v.detail = format!("not signed by key {name}: {}", v.detail);
+                }
+                v
+            })?;
+            (r, name.clone(), None, Claims::default())
+        }
+    };
+    let times = result.verified_timestamps().to_vec();
+    if let Some(t) = times.iter().find(|t| **t > now) {
+        return Err(VerifyError::new(Check::Timestamp, format!("signing time {t} is after the verification time {now}")));
+    }
+    Ok(Verified { signer, issuer, claims, integrated_time: result.integrated_time(), timestamps: times, statement: statement_of(bundle) })
+}
+
+/// M-of-N: at least `m` distinct authorities among `authorities` must each have produced one of
+/// `bundles` (verified for `subject`). Returns the verified signatures, one per satisfied authority.
+pub fn verify_threshold(
+    tm: &TrustedMaterial,
+    bundles: &[Vec<u8>],
+    subject: Subject<'_>,
+    authorities: &[Authority],
+    m: usize,
+    now: Timestamp,
+) -> VerifyResult<Vec<Verified>> {
+    let mut satisfied = Vec::new();
+    let mut last_err: Option<VerifyError> = None;
+    for a in authorities {
+        let found = bundles.iter().find_map(|b| match verify_bundle(tm, b, subject, a, now) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                last_err = Some(e);
+                None
+            }
+        });
+        if let Some(v) = found {
+            satisfied.push(v);
+        }
+    }
+    if satisfied.len() >= m {
+        return Ok(satisfied);
+    }
+    Err(VerifyError::new(
+        Check::Threshold,
+        format!(
+            "{} of {} required authorities signed ({} signatures examined){}",
+            satisfied.len(),
+            m,
+            bundles.len(),
+            last_err.map(|e| format!("; last refusal: {e}")).unwrap_or_default()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regexes_are_anchored() {
+        let m = Matcher::regex("https://github.com/myorg/.*").unwrap();
+        assert!(m.matches("https://github.com/myorg/app/.github/workflows/b.yml@refs/heads/main"));
+        assert!(!m.matches("https://evil.example/?https://github.com/myorg/x"));
+        assert!(Matcher::regex("(").is_err());
+    }
+
+    #[test]
+    fn workflow_paths_are_extracted() {
+        assert_eq!(
+            workflow_path("https://github.com/myorg/app/.github/workflows/build.yml@refs/heads/main"),
+            Some(".github/workflows/build.yml")
+        );
+        assert_eq!(workflow_path("https://gitlab.com/x"), None);
+    }
+
+    #[test]
+    fn oversized_and_malformed_bundles_are_parse_errors() {
+        let tm = TrustedMaterial::production();
+        let a = Authority::Keyless(IdentityPolicy::default());
+        let e = verify_bundle(tm, &vec![b' '; MAX_DOCUMENT + 1], Subject::Blob(b""), &a, Timestamp::now()).unwrap_err();
+        assert_eq!(e.check, Check::Parse);
+        let e = verify_bundle(tm, b"{\"mediaType\": 5", Subject::Blob(b""), &a, Timestamp::now()).unwrap_err();
+        assert_eq!(e.check, Check::Parse, "{e}");
+        let e = verify_bundle(tm, &[0xff, 0xfe], Subject::Blob(b""), &a, Timestamp::now()).unwrap_err();
+        assert_eq!(e.check, Check::Parse, "{e}");
+    }
+}
