@@ -53,6 +53,10 @@ pub enum Cmd {
     /// Verify a blob's Sigstore bundle offline (cosign verify-blob / verify-bundle).
     #[command(alias = "verify-bundle")]
     VerifyBlob(verify::VerifyBlobArgs),
+    /// Verify an image's signatures (cosign verify): `.sig` layers and referrer bundles.
+    Verify(verify::ImageArgs),
+    /// Verify an image's attestations of a predicate type (cosign verify-attestation).
+    VerifyAttestation(verify::VerifyAttestationArgs),
     /// An internal Sigstore stack on loopback (TUF, Fulcio, CT log, Rekor, TSA, OCI registry)
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
@@ -193,6 +197,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),
         Cmd::Testbed(c) => testbed::run(c).await,
         Cmd::VerifyBlob(a) => verify::verify_blob(a),
+        Cmd::Verify(a) => verify::verify_image(a).await,
+        Cmd::VerifyAttestation(a) => verify::verify_attestation(a).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
 pub mod clock;
+pub mod cosign;
 pub mod merkle;
 pub mod tuf;
 pub mod verify;

@@ -1,4 +1,5 @@
 //! Everything that talks to upstreams (TUF repositories; later registries and logs).
+pub mod oci;
 pub mod tuf_client;
 pub mod tuf_mirror;
 pub mod upstream;
