@@ -10,6 +10,7 @@ pub mod bundles;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod fuzz;
 pub mod mirror;
 pub mod serve;
 pub mod store;

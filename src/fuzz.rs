@@ -1,0 +1,61 @@
+//! Entry points for the fuzz targets (`fuzz/`, cargo fuzz) over every parser of outside bytes.
+//! They must never panic, whatever the input; `tests/fuzz_smoke.rs` runs them on stable over
+//! real fixtures and systematic mutations of them, and `cargo +nightly fuzz run <target>` explores
+//! further.
+
+use crate::core::cosign::{CosignLayer, DSSE_ENVELOPE, SIMPLESIGNING, bundle_from_att_layer, bundle_from_sig_layer, check_simple_signing};
+use crate::core::verify::{Authority, IdentityPolicy, Subject, TrustedMaterial, parse_bundle, verify_bundle};
+
+/// Sigstore bundle JSON → parse, and a full verification against the production root.
+pub fn bundle(data: &[u8]) {
+    let _ = parse_bundle(data);
+    let _ = verify_bundle(TrustedMaterial::production(), data, Subject::Blob(b"a"), &Authority::Keyless(IdentityPolicy::default()), jiff::Timestamp::now());
+}
+
+/// cosign `.att` layer: a DSSE envelope (with a cosign Rekor-bundle annotation built from the tail).
+pub fn dsse(data: &[u8]) {
+    let split = data.len() / 2;
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert(crate::core::cosign::ANN_BUNDLE.to_string(), String::from_utf8_lossy(&data[split..]).into_owned());
+    let l = CosignLayer { media_type: DSSE_ENVELOPE.into(), content: data[..split].to_vec(), annotations };
+    if let Ok(b) = bundle_from_att_layer(&l) {
+        let _ = parse_bundle(&b);
+    }
+    let l = CosignLayer { media_type: SIMPLESIGNING.into(), content: data.to_vec(), annotations: Default::default() };
+    let _ = bundle_from_sig_layer(&l);
+    let _ = check_simple_signing(data, "sha256:00");
+}
+
+/// C2SP signed-note checkpoint text.
+pub fn checkpoint(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(c) = sigstore_types::Checkpoint::from_text(s) {
+            let _ = c.to_signed_note_body();
+        }
+    }
+}
+
+/// X.509 certificate DER (and PEM through the cosign certificate annotation path).
+pub fn certificate(data: &[u8]) {
+    let _ = sigstore_crypto::parse_certificate_info(&sigstore_types::DerCertificate::new(data.to_vec()));
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert(crate::core::cosign::ANN_CERT.to_string(), String::from_utf8_lossy(data).into_owned());
+    annotations.insert(crate::core::cosign::ANN_SIGNATURE.to_string(), "AA==".into());
+    let _ = bundle_from_sig_layer(&CosignLayer { media_type: SIMPLESIGNING.into(), content: vec![], annotations });
+}
+
+/// trusted_root.json.
+pub fn trusted_root(data: &[u8]) {
+    let _ = TrustedMaterial::from_json("fuzz", data);
+}
+
+/// TUF metadata: as a pinned root, and as a timestamp/snapshot/targets against a fixed root.
+pub fn tuf_metadata(data: &[u8]) {
+    let _ = crate::core::tuf::Trusted::from_root(data);
+    if let Ok(mut t) = crate::core::tuf::Trusted::from_root(crate::bundles::SIGSTORE_PRODUCTION_ROOT) {
+        let now = jiff::Timestamp::now();
+        let _ = t.update_timestamp(data, now);
+        let _ = t.update_root(data);
+        let _ = crate::core::tuf::peek(data);
+    }
+}
