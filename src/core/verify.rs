@@ -313,34 +313,46 @@ pub struct Verified {
 
 /// Protobuf JSON carries bytes as base64; encoders that wrap lines (and Go's decoder, which
 /// ignores CR/LF) exist in the wild. Strings made only of base64 characters and line breaks are
-/// unwrapped before parsing, so a wrapped field is judged on its content, not its layout.
-fn unwrap_base64(v: &mut serde_json::Value) {
+/// unwrapped, so a wrapped field is judged on its content, not its layout. Returns whether
+/// anything changed.
+fn unwrap_base64(v: &mut serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) if s.contains(['\n', '\r']) => {
             let is_b64 = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r'));
             if is_b64 {
                 s.retain(|c| c != '\n' && c != '\r');
             }
+            is_b64
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(unwrap_base64),
-        serde_json::Value::Object(o) => o.values_mut().for_each(unwrap_base64),
-        _ => {}
+        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| unwrap_base64(x) || acc),
+        serde_json::Value::Object(o) => o.values_mut().fold(false, |acc, x| unwrap_base64(x) || acc),
+        _ => false,
     }
+}
+
+fn bundle_parse_error(e: sigstore_types::Error) -> VerifyError {
+    let d = crate::core::tuf::display_chain(&e);
+    // a malformed checkpoint note is a transparency-log problem, whatever layer noticed it
+    let check = if d.contains("checkpoint") { Check::TransparencyLog } else { Check::Parse };
+    VerifyError::new(check, format!("bundle: {d}"))
 }
 
 pub fn parse_bundle(json: &[u8]) -> VerifyResult<Bundle> {
     if json.len() > MAX_DOCUMENT {
         return Err(VerifyError::new(Check::Parse, format!("bundle of {} bytes exceeds the {MAX_DOCUMENT}-byte limit", json.len())));
     }
-    let mut v: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not valid JSON: {e}")))?;
-    unwrap_base64(&mut v);
-    let b = Bundle::from_json(&v.to_string()).map_err(|e| {
-        let d = crate::core::tuf::display_chain(&e);
-        // a malformed checkpoint note is a transparency-log problem, whatever layer noticed it
-        let check = if d.contains("checkpoint") { Check::TransparencyLog } else { Check::Parse };
-        VerifyError::new(check, format!("bundle: {d}"))
-    })?;
+    let text = std::str::from_utf8(json).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not UTF-8: {e}")))?;
+    let b = match Bundle::from_json(text) {
+        Ok(b) => b,
+        Err(first) => {
+            // the slow path: only for documents that are JSON but may carry wrapped base64
+            let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not valid JSON: {e}")))?;
+            if !unwrap_base64(&mut v) {
+                return Err(bundle_parse_error(first));
+            }
+            Bundle::from_json(&v.to_string()).map_err(bundle_parse_error)?
+        }
+    };
     check_chain_shape(&b)?;
     Ok(b)
 }
