@@ -20,7 +20,8 @@ use trustmirror::core::verify::{Authority, IdentityPolicy, Matcher, Subject, Tru
 const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 
-const CASES: &[&str] = &["happy-path-v0.1", "happy-path-v0.2", "happy-path-v0.3", "happy-path-v0.3-new-mediaType", "happy-path-intoto-in-dsse-v3"];
+const CASES: &[&str] =
+    &["happy-path-v0.1", "happy-path-v0.2", "happy-path-v0.3", "happy-path-v0.3-new-mediaType", "happy-path-intoto-in-dsse-v3"];
 
 struct Case {
     name: String,
@@ -112,12 +113,24 @@ fn floor_checks(c: &Case, tm: &Value) -> Vec<SigCheck> {
     }];
     // artifact signature
     if let Some(ms) = b.get("messageSignature") {
-        out.push(SigCheck { what: "artifact signature", alg: alg_for(&leaf_spki), key: raw_point(&leaf_spki), msg: c.artifact.clone(), sig: B64.decode(ms["signature"].as_str().unwrap()).unwrap() });
+        out.push(SigCheck {
+            what: "artifact signature",
+            alg: alg_for(&leaf_spki),
+            key: raw_point(&leaf_spki),
+            msg: c.artifact.clone(),
+            sig: B64.decode(ms["signature"].as_str().unwrap()).unwrap(),
+        });
     } else {
         let env = &b["dsseEnvelope"];
         let payload = B64.decode(env["payload"].as_str().unwrap()).unwrap();
         let pae = trustmirror::testbed::sigstore::pae(env["payloadType"].as_str().unwrap(), &payload);
-        out.push(SigCheck { what: "artifact signature (DSSE)", alg: alg_for(&leaf_spki), key: raw_point(&leaf_spki), msg: pae, sig: B64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap() });
+        out.push(SigCheck {
+            what: "artifact signature (DSSE)",
+            alg: alg_for(&leaf_spki),
+            key: raw_point(&leaf_spki),
+            msg: pae,
+            sig: B64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap(),
+        });
     }
     // SCT: over the precertificate TBS (the certificate's TBS without the SCT list)
     let sct_oid: const_oid::ObjectIdentifier = "1.3.6.1.4.1.11129.2.4.2".parse().unwrap();
@@ -138,7 +151,8 @@ fn floor_checks(c: &Case, tm: &Value) -> Vec<SigCheck> {
     signed.extend_from_slice(&(tbs_der.len() as u32).to_be_bytes()[1..]);
     signed.extend_from_slice(&tbs_der);
     signed.extend_from_slice(&sct[41..43 + ext_len]);
-    let ct_key = tm["ctlogs"].as_array().unwrap().iter().find(|l| B64.decode(l["logId"]["keyId"].as_str().unwrap()).unwrap() == log_id).unwrap();
+    let ct_key =
+        tm["ctlogs"].as_array().unwrap().iter().find(|l| B64.decode(l["logId"]["keyId"].as_str().unwrap()).unwrap() == log_id).unwrap();
     let ct_spki = B64.decode(ct_key["publicKey"]["rawBytes"].as_str().unwrap()).unwrap();
     out.push(SigCheck { what: "SCT", alg: alg_for(&ct_spki), key: raw_point(&ct_spki), msg: signed, sig: sct_sig });
     // Rekor: SET and checkpoint
@@ -148,15 +162,29 @@ fn floor_checks(c: &Case, tm: &Value) -> Vec<SigCheck> {
     if let Some(set) = e["inclusionPromise"]["signedEntryTimestamp"].as_str() {
         let payload = json!({"body": e["canonicalizedBody"], "integratedTime": e["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
             "logID": hex::encode(B64.decode(e["logId"]["keyId"].as_str().unwrap()).unwrap()), "logIndex": e["logIndex"].as_str().unwrap().parse::<i64>().unwrap()});
-        out.push(SigCheck { what: "SET", alg: alg_for(&rekor_spki), key: raw_point(&rekor_spki), msg: serde_json_canonicalizer::to_vec(&payload).unwrap(), sig: B64.decode(set).unwrap() });
+        out.push(SigCheck {
+            what: "SET",
+            alg: alg_for(&rekor_spki),
+            key: raw_point(&rekor_spki),
+            msg: serde_json_canonicalizer::to_vec(&payload).unwrap(),
+            sig: B64.decode(set).unwrap(),
+        });
     }
     if let Some(note) = e["inclusionProof"]["checkpoint"]["envelope"].as_str() {
         let (body, sigs) = note.split_once("\n\n").unwrap();
         let blob = B64.decode(sigs.lines().next().unwrap().rsplit(' ').next().unwrap()).unwrap();
-        out.push(SigCheck { what: "checkpoint", alg: alg_for(&rekor_spki), key: raw_point(&rekor_spki), msg: format!("{body}\n").into_bytes(), sig: blob[4..].to_vec() });
+        out.push(SigCheck {
+            what: "checkpoint",
+            alg: alg_for(&rekor_spki),
+            key: raw_point(&rekor_spki),
+            msg: format!("{body}\n").into_bytes(),
+            sig: blob[4..].to_vec(),
+        });
     }
     for s in &out {
-        UnparsedPublicKey::new(s.alg, &s.key).verify(&s.msg, &s.sig).unwrap_or_else(|_| panic!("{}: floor check {} does not verify", c.name, s.what));
+        UnparsedPublicKey::new(s.alg, &s.key)
+            .verify(&s.msg, &s.sig)
+            .unwrap_or_else(|_| panic!("{}: floor check {} does not verify", c.name, s.what));
     }
     out
 }
@@ -172,7 +200,9 @@ fn run_external(cmd: &mut std::process::Command) -> Option<f64> {
 }
 
 fn tools() -> PathBuf {
-    std::env::var_os("TM_TOOLS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/trustmirror-tools"))
+    std::env::var_os("TM_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/trustmirror-tools"))
 }
 
 fn main() {
@@ -200,6 +230,9 @@ fn main() {
         verify_bundle(tm, &c.bundle, Subject::Blob(&c.artifact), &any, now).unwrap();
     });
     println!("trustmirror:        {ours:>9.0} bundles/s   {:>7.1} µs/bundle", 1e6 / ours);
+    if std::env::var_os("BENCH_ENGINE_ONLY").is_some() {
+        return;
+    }
 
     // floor: the bare signature verifications, same crypto library
     let checks: Vec<Vec<SigCheck>> = cases.iter().map(|c| floor_checks(c, &tm_json)).collect();
@@ -219,10 +252,19 @@ fn main() {
     let manifest = dir.path().join("bundles.json");
     let items: Vec<Value> = cases.iter().map(|c| json!({"bundle": c.bundle_path, "artifact": c.artifact_path})).collect();
     let trusted_root = root().join("bundles/sigstore-production-trusted_root.json");
-    std::fs::write(&manifest, serde_json::to_vec(&json!({"trusted_root": trusted_root, "items": items, "identity": IDENTITY, "issuer": ISSUER})).unwrap()).unwrap();
+    std::fs::write(
+        &manifest,
+        serde_json::to_vec(&json!({"trusted_root": trusted_root, "items": items, "identity": IDENTITY, "issuer": ISSUER})).unwrap(),
+    )
+    .unwrap();
     let py = tools().join("venv/bin/python");
     if Path::new(&py).exists() {
-        if let Some(r) = run_external(std::process::Command::new(&py).arg(root().join("benches/compare/sigstore_python_bench.py")).arg(&manifest).arg(seconds.to_string())) {
+        if let Some(r) = run_external(
+            std::process::Command::new(&py)
+                .arg(root().join("benches/compare/sigstore_python_bench.py"))
+                .arg(&manifest)
+                .arg(seconds.to_string()),
+        ) {
             println!("sigstore-python:    {r:>9.0} bundles/s   {:>7.1} µs/bundle   trustmirror is {:.1}x faster", 1e6 / r, ours / r);
         }
     } else {
@@ -230,9 +272,13 @@ fn main() {
     }
     let nm = tools().join("node/node_modules");
     if nm.exists() {
-        if let Some(r) =
-            run_external(std::process::Command::new("node").env("NODE_PATH", &nm).arg(root().join("benches/compare/sigstore_js_bench.js")).arg(&manifest).arg(seconds.to_string()))
-        {
+        if let Some(r) = run_external(
+            std::process::Command::new("node")
+                .env("NODE_PATH", &nm)
+                .arg(root().join("benches/compare/sigstore_js_bench.js"))
+                .arg(&manifest)
+                .arg(seconds.to_string()),
+        ) {
             println!("@sigstore/verify:   {r:>9.0} bundles/s   {:>7.1} µs/bundle   trustmirror is {:.1}x faster", 1e6 / r, ours / r);
         }
     } else {

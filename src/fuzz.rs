@@ -9,7 +9,13 @@ use crate::core::verify::{Authority, IdentityPolicy, Subject, TrustedMaterial, p
 /// Sigstore bundle JSON → parse, and a full verification against the production root.
 pub fn bundle(data: &[u8]) {
     let _ = parse_bundle(data);
-    let _ = verify_bundle(TrustedMaterial::production(), data, Subject::Blob(b"a"), &Authority::Keyless(IdentityPolicy::default()), jiff::Timestamp::now());
+    let _ = verify_bundle(
+        TrustedMaterial::production(),
+        data,
+        Subject::Blob(b"a"),
+        &Authority::Keyless(IdentityPolicy::default()),
+        jiff::Timestamp::now(),
+    );
 }
 
 /// cosign `.att` layer: a DSSE envelope (with a cosign Rekor-bundle annotation built from the tail).

@@ -32,7 +32,8 @@ fn keyless<'a>(tb: &'a Testbed) -> Vec<&'a str> {
 }
 
 fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("not JSON: {} / {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {} / {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
 fn image(tb: &Testbed, scenario: &str) -> String {
@@ -63,7 +64,9 @@ async fn scenario_images_verify_or_are_refused_for_the_right_reason() {
         let o = verify(&good, &id);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(json(&o)["signatures"][0]["signer"]["signer"], tb.env["GOOD_IDENTITY"].as_str());
-        for (ty, forms) in [("slsaprovenance1", 2), ("spdxjson", 2), ("cyclonedx", 1), ("vuln", 2), ("https://in-toto.io/attestation/vulns/v0.2", 1)] {
+        for (ty, forms) in
+            [("slsaprovenance1", 2), ("spdxjson", 2), ("cyclonedx", 1), ("vuln", 2), ("https://in-toto.io/attestation/vulns/v0.2", 1)]
+        {
             let o = attest(&good, ty, &id);
             assert!(o.status.success(), "{ty}: {}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(json(&o)["signatures"].as_array().unwrap().len(), forms, "{ty}: legacy .att and referrer forms");
@@ -73,7 +76,15 @@ async fn scenario_images_verify_or_are_refused_for_the_right_reason() {
         assert!(o.status.success());
         assert_eq!(json(&o)["digest"], tb.scenario("good").unwrap().digest.as_str());
         // identity regexp in cosign's vocabulary
-        let o = verify(&good, &["--certificate-identity-regexp", "https://github.com/myorg/app/.*@refs/heads/main", "--certificate-oidc-issuer", &tb.env["GOOD_ISSUER"]]);
+        let o = verify(
+            &good,
+            &[
+                "--certificate-identity-regexp",
+                "https://github.com/myorg/app/.*@refs/heads/main",
+                "--certificate-oidc-issuer",
+                &tb.env["GOOD_ISSUER"],
+            ],
+        );
         assert!(o.status.success());
 
         // refused, with the check that refused
@@ -93,7 +104,14 @@ async fn scenario_images_verify_or_are_refused_for_the_right_reason() {
         // a GitHub claim narrower than the SAN regexp
         let r = refusal(&verify(
             &image(tb, "wrong-workflow-branch"),
-            &["--certificate-identity-regexp", ".*", "--certificate-oidc-issuer", &tb.env["GOOD_ISSUER"], "--certificate-github-workflow-ref", "refs/heads/main"],
+            &[
+                "--certificate-identity-regexp",
+                ".*",
+                "--certificate-oidc-issuer",
+                &tb.env["GOOD_ISSUER"],
+                "--certificate-github-workflow-ref",
+                "refs/heads/main",
+            ],
         ));
         assert!(r.contains("claim check failed"), "{r}");
 
@@ -125,14 +143,18 @@ async fn a_signature_replayed_onto_another_image_is_refused() {
     let bad = tb.scenario("unsigned").unwrap();
     let (sig, _) = px.get_manifest("myorg/app", &format!("{}.sig", good.digest.replacen(':', "-", 1))).await.unwrap().unwrap();
     let m: Value = serde_json::from_slice(&sig).unwrap();
-    for d in std::iter::once(m["config"]["digest"].as_str().unwrap()).chain(m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap())) {
+    for d in std::iter::once(m["config"]["digest"].as_str().unwrap())
+        .chain(m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()))
+    {
         let r: oci_client::Reference = format!("{}/myorg/app@{d}", reg.addr).parse().unwrap();
         let mut buf = vec![];
         px.client().pull_blob(&r, d, &mut buf).await.unwrap();
         px.push_blob("myorg/unsigned", &buf).await.unwrap();
     }
     px.push_manifest("myorg/unsigned", Some(&format!("{}.sig", bad.digest.replacen(':', "-", 1))), OCI_MANIFEST, &sig).await.unwrap();
-    let o = tokio::task::block_in_place(|| run(tb, &[&["verify", "--allow-insecure-registry"][..], &keyless(tb)[..], &[&bad.digest_ref]].concat()));
+    let o = tokio::task::block_in_place(|| {
+        run(tb, &[&["verify", "--allow-insecure-registry"][..], &keyless(tb)[..], &[&bad.digest_ref]].concat())
+    });
     assert!(!o.status.success());
     let v = json(&o);
     let r = v["refused"][0].as_str().unwrap();
@@ -147,7 +169,8 @@ async fn add_cosign_tags(px: &Pusher, repo: &str, digest: &str, layout: &Path) {
     for tag in [format!("{prefix}.sig"), format!("{prefix}.att"), prefix.clone()] {
         let Some((m, md)) = px.get_manifest(repo, &tag).await.unwrap() else { continue };
         let v: Value = serde_json::from_slice(&m).unwrap();
-        let mut blobs: Vec<String> = v["layers"].as_array().map(|l| l.iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()).unwrap_or_default();
+        let mut blobs: Vec<String> =
+            v["layers"].as_array().map(|l| l.iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()).unwrap_or_default();
         if let Some(c) = v["config"]["digest"].as_str() {
             blobs.push(c.into());
         }
@@ -190,7 +213,11 @@ async fn an_oci_layout_carried_across_the_gap_verifies_offline() {
     add_cosign_tags(&px, "myorg/app", &good.digest, &layout).await;
     let (ok, att, tampered) = tokio::task::block_in_place(|| {
         let ok = run(tb, &[&["verify", "--local-image", layout.to_str().unwrap()][..], &keyless(tb)[..], &["v1.2.3"]].concat());
-        let att = run(tb, &[&["verify-attestation", "--type", "slsaprovenance1", "--local-image", layout.to_str().unwrap()][..], &keyless(tb)[..]].concat());
+        let att = run(
+            tb,
+            &[&["verify-attestation", "--type", "slsaprovenance1", "--local-image", layout.to_str().unwrap()][..], &keyless(tb)[..]]
+                .concat(),
+        );
         // flip a byte of the image manifest blob: the layout no longer matches its digests
         let blob = layout.join("blobs/sha256").join(good.digest.trim_start_matches("sha256:"));
         let mut b = std::fs::read(&blob).unwrap();
@@ -221,8 +248,18 @@ async fn m_of_n_counts_distinct_authorities() {
     let release_mgr = trustmirror::testbed::pki::Identity::email("release@myorg.example", "https://accounts.google.com");
     let b1 = tb.stack.sign_blob(&tb.stack.keyless(&ci, tb.now), artifact, tb.now).bundle.to_string().into_bytes();
     let b2 = tb.stack.sign_blob(&tb.stack.keyless(&release_mgr, tb.now), artifact, tb.now).bundle.to_string().into_bytes();
-    let auth = |san: &str, iss: &str| Authority::Keyless(IdentityPolicy { san: Some(Matcher::Exact(san.into())), issuer: Some(Matcher::Exact(iss.into())), ..Default::default() });
-    let authorities = vec![auth(&ci.san, &ci.issuer), auth(&release_mgr.san, &release_mgr.issuer), auth("security@myorg.example", "https://accounts.google.com")];
+    let auth = |san: &str, iss: &str| {
+        Authority::Keyless(IdentityPolicy {
+            san: Some(Matcher::Exact(san.into())),
+            issuer: Some(Matcher::Exact(iss.into())),
+            ..Default::default()
+        })
+    };
+    let authorities = vec![
+        auth(&ci.san, &ci.issuer),
+        auth(&release_mgr.san, &release_mgr.issuer),
+        auth("security@myorg.example", "https://accounts.google.com"),
+    ];
     let now = jiff::Timestamp::now();
     assert_eq!(verify_threshold(&tm, &[b1.clone(), b2.clone()], Subject::Blob(artifact), &authorities, 2, now).unwrap().len(), 2);
     let e = verify_threshold(&tm, &[b1.clone(), b2.clone()], Subject::Blob(artifact), &authorities, 3, now).unwrap_err();
@@ -234,5 +271,47 @@ async fn m_of_n_counts_distinct_authorities() {
     let past = tb.now.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap();
     let e = verify_threshold(&tm, &[b1], Subject::Blob(artifact), &authorities[..1], 1, past).unwrap_err();
     assert!(e.detail.contains("after the verification time"), "{e}");
+    tb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_with_the_wrong_key_usage_are_refused_and_roots_are_picked_by_name() {
+    use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};
+    use trustmirror::core::verify::{Authority, Check, IdentityPolicy, Subject, TrustStore, TrustedMaterial, verify_bundle};
+    use trustmirror::testbed::pki::EcKey;
+    use trustmirror::testbed::sigstore::Signer;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = TestbedOptions::new(dir.path());
+    o.registry = false;
+    let tb = Testbed::up(o).await.unwrap();
+    let mut store = TrustStore::default();
+    store.insert(TrustedMaterial::from_json("internal", &std::fs::read(&tb.env["TRUSTED_ROOT"]).unwrap()).unwrap());
+    store.insert(TrustedMaterial::from_json("production", trustmirror::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap());
+    let before = store.digest();
+    let tm = store.get("internal").unwrap();
+    assert_eq!(store.get("staging").unwrap_err().check, Check::TrustRoot);
+    let id = trustmirror::testbed::scenarios::good_identity();
+    let any = Authority::Keyless(IdentityPolicy::default());
+    let now = jiff::Timestamp::now();
+    for (name, ekus, kus, ok) in [
+        ("codeSigning + digitalSignature", vec![Eku::CodeSigning], vec![Ku::DigitalSignature], true),
+        ("serverAuth EKU", vec![Eku::ServerAuth], vec![Ku::DigitalSignature], false),
+        ("no EKU", vec![], vec![Ku::DigitalSignature], false),
+    ] {
+        let key = EcKey::from_seed(name.as_bytes());
+        let cert = tb.stack.fulcio.issue_with(&key.spki, &id, tb.now, name, ekus, kus);
+        let signer = Signer::Keyless { key, cert_der: cert, identity: id.clone() };
+        let b = tb.stack.sign_blob(&signer, b"artifact", tb.now).bundle.to_string().into_bytes();
+        let r = verify_bundle(&tm, &b, Subject::Blob(b"artifact"), &any, now);
+        if ok {
+            r.unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            assert_eq!(r.unwrap_err().check, Check::Certificate, "{name}");
+        }
+        // and never under the production root
+        assert!(verify_bundle(&store.get("production").unwrap(), &b, Subject::Blob(b"artifact"), &any, now).is_err());
+    }
+    store.insert(TrustedMaterial::from_json("production", trustmirror::bundles::SIGSTORE_STAGING_TRUSTED_ROOT).unwrap());
+    assert_ne!(store.digest(), before, "replacing a root changes the store digest");
     tb.shutdown().await;
 }

@@ -204,12 +204,15 @@ async fn material(a: &ImageArgs) -> anyhow::Result<crate::mirror::oci::ImageMate
     Ok(OciSource::registry(&opts).image_material(image).await?)
 }
 
+/// A signature-bearing item: label, bundle (or why none could be built), the `.sig` payload.
+type Item = (String, Result<Vec<u8>, VerifyError>, Option<Vec<u8>>);
+
 /// Verify every signature-bearing item; returns the verified ones and the refusals.
 fn verify_items(
     tm: &TrustedMaterial,
     authority: &Authority,
     digest: &str,
-    items: Vec<(String, Result<Vec<u8>, VerifyError>, Option<Vec<u8>>)>,
+    items: Vec<Item>,
     predicate_type: Option<&str>,
 ) -> (Vec<(String, Verified)>, Vec<String>) {
     let now = jiff::Timestamp::now();
@@ -232,7 +235,9 @@ fn verify_items(
         };
         match res {
             Ok(v) => match (predicate_type, &v.statement) {
-                (Some(want), Some(st)) if st.predicate_type != want => refused.push(format!("{label}: predicate type {} is not {want}", st.predicate_type)),
+                (Some(want), Some(st)) if st.predicate_type != want => {
+                    refused.push(format!("{label}: predicate type {} is not {want}", st.predicate_type))
+                }
                 (Some(_), None) => refused.push(format!("{label}: not an in-toto attestation")),
                 _ => ok.push((label, v)),
             },
@@ -269,7 +274,11 @@ fn image_report(what: &str, digest: &str, ok: &[(String, Verified)], refused: &[
         eprintln!("  - the transparency log entry (SET / inclusion proof) or RFC 3161 timestamp verifies");
         eprintln!("  - the identity policy is satisfied; the signed subject is this image");
         for (l, v) in ok {
-            eprintln!("  verified: {l}: {}{}", v.signer, v.statement.as_ref().map(|s| format!(" ({})", s.predicate_type)).unwrap_or_default());
+            eprintln!(
+                "  verified: {l}: {}{}",
+                v.signer,
+                v.statement.as_ref().map(|s| format!(" ({})", s.predicate_type)).unwrap_or_default()
+            );
         }
         for r in refused {
             eprintln!("  ignored: {r}");

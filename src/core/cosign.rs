@@ -98,22 +98,36 @@ pub fn bundle_from_sig_layer(l: &CosignLayer) -> VerifyResult<Vec<u8>> {
     if l.media_type != SIMPLESIGNING {
         return Err(VerifyError::new(Check::Unsupported, format!("signature layer media type {:?} is not {SIMPLESIGNING}", l.media_type)));
     }
-    let sig = l.annotations.get(ANN_SIGNATURE).filter(|s| !s.is_empty()).ok_or_else(|| err(format!("signature layer has no {ANN_SIGNATURE} annotation")))?;
+    let sig = l
+        .annotations
+        .get(ANN_SIGNATURE)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| err(format!("signature layer has no {ANN_SIGNATURE} annotation")))?;
     B64.decode(sig).map_err(|e| err(format!("{ANN_SIGNATURE}: {e}")))?;
     let vm = material(&l.annotations)?;
     let digest = Sha256::digest(&l.content);
-    Ok(bundle_json(vm, "messageSignature", json!({"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)}, "signature": sig})))
+    Ok(bundle_json(
+        vm,
+        "messageSignature",
+        json!({"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)}, "signature": sig}),
+    ))
 }
 
 /// A `.att` DSSE layer as a bundle (DSSE envelope).
 pub fn bundle_from_att_layer(l: &CosignLayer) -> VerifyResult<Vec<u8>> {
     if l.media_type != DSSE_ENVELOPE {
-        return Err(VerifyError::new(Check::Unsupported, format!("attestation layer media type {:?} is not {DSSE_ENVELOPE}", l.media_type)));
+        return Err(VerifyError::new(
+            Check::Unsupported,
+            format!("attestation layer media type {:?} is not {DSSE_ENVELOPE}", l.media_type),
+        ));
     }
     let env: Value = serde_json::from_slice(&l.content).map_err(|e| err(format!("DSSE envelope is not JSON: {e}")))?;
     let sigs = env["signatures"].as_array().ok_or_else(|| err("DSSE envelope has no signatures"))?;
     if sigs.len() != 1 {
-        return Err(VerifyError::new(Check::Unsupported, format!("DSSE envelope has {} signatures; one is supported per layer", sigs.len())));
+        return Err(VerifyError::new(
+            Check::Unsupported,
+            format!("DSSE envelope has {} signatures; one is supported per layer", sigs.len()),
+        ));
     }
     let vm = material(&l.annotations)?;
     let content = json!({"payload": env["payload"], "payloadType": env["payloadType"],

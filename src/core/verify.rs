@@ -206,6 +206,39 @@ impl TrustedMaterial {
     }
 }
 
+/// Several trust roots side by side (production, staging, an internal instance, …); a policy
+/// names the one it uses.
+#[derive(Debug, Default)]
+pub struct TrustStore {
+    roots: std::collections::BTreeMap<String, std::sync::Arc<TrustedMaterial>>,
+}
+
+impl TrustStore {
+    pub fn insert(&mut self, tm: TrustedMaterial) {
+        self.roots.insert(tm.name.clone(), std::sync::Arc::new(tm));
+    }
+    pub fn get(&self, name: &str) -> VerifyResult<std::sync::Arc<TrustedMaterial>> {
+        self.roots.get(name).cloned().ok_or_else(|| {
+            VerifyError::new(
+                Check::TrustRoot,
+                format!("no trusted root named {name:?} (have: {})", self.roots.keys().cloned().collect::<Vec<_>>().join(", ")),
+            )
+        })
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.roots.keys().map(String::as_str)
+    }
+    /// A combined digest of every root: changes whenever any root changes (caches key on it).
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (n, tm) in &self.roots {
+            h.update(n.as_bytes());
+            h.update(tm.digest.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 /// Exact or regular-expression match (cosign's `--certificate-identity` vs `…-regexp`).
 #[derive(Debug, Clone)]
 pub enum Matcher {
@@ -315,6 +348,7 @@ pub struct Verified {
 /// ignores CR/LF) exist in the wild. Strings made only of base64 characters and line breaks are
 /// unwrapped, so a wrapped field is judged on its content, not its layout. Returns whether
 /// anything changed.
+#[allow(clippy::unnecessary_fold)] // every element must be visited: no short circuit
 fn unwrap_base64(v: &mut serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) if s.contains(['\n', '\r']) => {
@@ -346,7 +380,8 @@ pub fn parse_bundle(json: &[u8]) -> VerifyResult<Bundle> {
         Ok(b) => b,
         Err(first) => {
             // the slow path: only for documents that are JSON but may carry wrapped base64
-            let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not valid JSON: {e}")))?;
+            let mut v: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| VerifyError::new(Check::Parse, format!("bundle is not valid JSON: {e}")))?;
             if !unwrap_base64(&mut v) {
                 return Err(bundle_parse_error(first));
             }

@@ -81,7 +81,11 @@ pub enum OciSource {
 impl OciSource {
     pub fn registry(o: &RegistryOptions) -> Self {
         let client = Client::new(ClientConfig {
-            protocol: if o.insecure_hosts.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(o.insecure_hosts.clone()) },
+            protocol: if o.insecure_hosts.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(o.insecure_hosts.clone())
+            },
             ..Default::default()
         });
         let auth = match (&o.bearer, &o.username, &o.password) {
@@ -110,25 +114,34 @@ fn fetch_err(what: &str, e: impl std::fmt::Display) -> OciError {
 }
 
 fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<(String, String, BTreeMap<String, String>)>, OciError> {
-    let m: Value = serde_json::from_slice(manifest).map_err(|e| OciError::Malformed { what: what.into(), detail: format!("manifest is not JSON: {e}") })?;
-    let layers = m["layers"].as_array().ok_or_else(|| OciError::Malformed { what: what.into(), detail: "manifest has no layers".into() })?;
+    let m: Value = serde_json::from_slice(manifest)
+        .map_err(|e| OciError::Malformed { what: what.into(), detail: format!("manifest is not JSON: {e}") })?;
+    let layers =
+        m["layers"].as_array().ok_or_else(|| OciError::Malformed { what: what.into(), detail: "manifest has no layers".into() })?;
     layers
         .iter()
         .map(|l| {
             let mt = l["mediaType"].as_str().unwrap_or_default().to_string();
-            let d = l["digest"].as_str().ok_or_else(|| OciError::Malformed { what: what.into(), detail: "layer without digest".into() })?.to_string();
+            let d = l["digest"]
+                .as_str()
+                .ok_or_else(|| OciError::Malformed { what: what.into(), detail: "layer without digest".into() })?
+                .to_string();
             let size = l["size"].as_u64().unwrap_or(0) as usize;
             if size > MAX_BLOB {
                 return Err(OciError::TooLarge { what: format!("{what} layer {d}"), size, max: MAX_BLOB });
             }
-            let ann = l["annotations"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default();
+            let ann = l["annotations"]
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
             Ok((mt, d, ann))
         })
         .collect()
 }
 
 async fn registry_material(client: &Client, auth: &RegistryAuth, reference: &str) -> Result<ImageMaterial, OciError> {
-    let r: Reference = reference.parse().map_err(|e| OciError::Malformed { what: reference.into(), detail: format!("invalid image reference: {e}") })?;
+    let r: Reference =
+        reference.parse().map_err(|e| OciError::Malformed { what: reference.into(), detail: format!("invalid image reference: {e}") })?;
     let (manifest, digest) = client.pull_manifest_raw(&r, auth, ACCEPT).await.map_err(|e| fetch_err(reference, e))?;
     if manifest.len() > MAX_MANIFEST {
         return Err(OciError::TooLarge { what: reference.into(), size: manifest.len(), max: MAX_MANIFEST });
@@ -184,7 +197,9 @@ async fn pull_blob(client: &Client, r: &Reference, digest: &str) -> Result<Vec<u
 }
 
 fn layout_blob(dir: &Path, digest: &str, max: usize) -> Result<Vec<u8>, OciError> {
-    let hex = digest.strip_prefix("sha256:").ok_or_else(|| OciError::Malformed { what: digest.into(), detail: "only sha256 digests are supported".into() })?;
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| OciError::Malformed { what: digest.into(), detail: "only sha256 digests are supported".into() })?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(OciError::Malformed { what: digest.into(), detail: "not a sha256 digest".into() });
     }
@@ -201,7 +216,8 @@ fn layout_blob(dir: &Path, digest: &str, max: usize) -> Result<Vec<u8>, OciError
 fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, OciError> {
     let what = dir.display().to_string();
     let idx = std::fs::read(dir.join("index.json")).map_err(|e| fetch_err(&format!("{what}/index.json"), e))?;
-    let index: Value = serde_json::from_slice(&idx).map_err(|e| OciError::Malformed { what: format!("{what}/index.json"), detail: e.to_string() })?;
+    let index: Value =
+        serde_json::from_slice(&idx).map_err(|e| OciError::Malformed { what: format!("{what}/index.json"), detail: e.to_string() })?;
     let descs = index["manifests"].as_array().cloned().unwrap_or_default();
     let ref_name = |d: &Value| d["annotations"]["org.opencontainers.image.ref.name"].as_str().map(str::to_string);
     let kind = |d: &Value| d["annotations"]["kind"].as_str().map(str::to_string);
@@ -213,10 +229,16 @@ fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, OciErro
         .find(|d| !reference.is_empty() && (ref_name(d).as_deref() == Some(reference) || d["digest"].as_str() == Some(reference)))
         .or_else(|| descs.iter().find(|d| kind(d).as_deref() == Some("dev.cosignproject.cosign/image")))
         .or_else(|| {
-            let cands: Vec<&Value> = descs.iter().filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image"))).collect();
+            let cands: Vec<&Value> = descs
+                .iter()
+                .filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image")))
+                .collect();
             (cands.len() == 1).then(|| cands[0])
         })
-        .ok_or_else(|| OciError::Malformed { what: what.clone(), detail: "cannot tell which manifest is the image (name it with a tag or digest)".into() })?;
+        .ok_or_else(|| OciError::Malformed {
+            what: what.clone(),
+            detail: "cannot tell which manifest is the image (name it with a tag or digest)".into(),
+        })?;
     let digest = image["digest"].as_str().unwrap_or_default().to_string();
     let manifest = layout_blob(dir, &digest, MAX_MANIFEST)?;
     let mut out = ImageMaterial { name: what.clone(), digest: digest.clone(), manifest, ..Default::default() };
@@ -245,7 +267,11 @@ fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, OciErro
         let v: Value = serde_json::from_slice(&m).unwrap_or(Value::Null);
         let candidates: Vec<Value> = if name == prefix { v["manifests"].as_array().cloned().unwrap_or_default() } else { vec![d.clone()] };
         for c in candidates {
-            let cm = if name == prefix { layout_blob(dir, c["digest"].as_str().unwrap_or_default(), MAX_MANIFEST).unwrap_or_default() } else { m.clone() };
+            let cm = if name == prefix {
+                layout_blob(dir, c["digest"].as_str().unwrap_or_default(), MAX_MANIFEST).unwrap_or_default()
+            } else {
+                m.clone()
+            };
             let cv: Value = serde_json::from_slice(&cm).unwrap_or(Value::Null);
             if cv["artifactType"].as_str() == Some(BUNDLE_V03) && cv["subject"]["digest"].as_str() == Some(digest.as_str()) {
                 let pt = cv["annotations"]["dev.sigstore.bundle.predicateType"].as_str().map(str::to_string);

@@ -291,13 +291,33 @@ impl Fulcio {
     /// Issue a leaf for `subject_spki` bound to `id`, valid from `at` for 10 minutes, with an
     /// embedded SCT from the testbed CT log. `serial_seed` makes the serial reproducible.
     pub fn issue(&self, subject_spki: &[u8], id: &Identity, at: Timestamp, serial_seed: &str) -> Vec<u8> {
+        self.issue_with(
+            subject_spki,
+            id,
+            at,
+            serial_seed,
+            vec![ExtendedKeyUsagePurpose::CodeSigning],
+            vec![KeyUsagePurpose::DigitalSignature],
+        )
+    }
+
+    /// As [`Fulcio::issue`] with chosen key usages (tests of certificates Fulcio would not issue).
+    pub fn issue_with(
+        &self,
+        subject_spki: &[u8],
+        id: &Identity,
+        at: Timestamp,
+        serial_seed: &str,
+        ekus: Vec<ExtendedKeyUsagePurpose>,
+        key_usages: Vec<KeyUsagePurpose>,
+    ) -> Vec<u8> {
         let mut p = CertificateParams::default();
         p.distinguished_name = DistinguishedName::new();
         p.not_before = odt(at);
         p.not_after = odt(at.checked_add(SignedDuration::from_mins(10)).expect("range"));
         p.serial_number = Some(serial(serial_seed.as_bytes()));
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        p.key_usages = key_usages;
+        p.extended_key_usages = ekus;
         p.use_authority_key_identifier_extension = true;
         p.subject_alt_names = vec![if id.san_is_email {
             SanType::Rfc822Name(id.san.clone().try_into().expect("ia5 email"))
