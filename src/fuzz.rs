@@ -34,10 +34,10 @@ pub fn dsse(data: &[u8]) {
 
 /// C2SP signed-note checkpoint text.
 pub fn checkpoint(data: &[u8]) {
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(c) = sigstore_types::Checkpoint::from_text(s) {
-            let _ = c.to_signed_note_body();
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(c) = sigstore_types::Checkpoint::from_text(s)
+    {
+        let _ = c.to_signed_note_body();
     }
 }
 

@@ -113,7 +113,10 @@ fn fetch_err(what: &str, e: impl std::fmt::Display) -> OciError {
     OciError::Fetch { what: what.into(), detail: e.to_string() }
 }
 
-fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<(String, String, BTreeMap<String, String>)>, OciError> {
+/// A manifest layer: media type, digest, annotations.
+type LayerDesc = (String, String, BTreeMap<String, String>);
+
+fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, OciError> {
     let m: Value = serde_json::from_slice(manifest)
         .map_err(|e| OciError::Malformed { what: what.into(), detail: format!("manifest is not JSON: {e}") })?;
     let layers =
