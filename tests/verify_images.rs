@@ -27,7 +27,7 @@ fn run(tb: &Testbed, args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
-fn keyless<'a>(tb: &'a Testbed) -> Vec<&'a str> {
+fn keyless(tb: &Testbed) -> Vec<&str> {
     vec!["--certificate-identity", &tb.env["GOOD_IDENTITY"], "--certificate-oidc-issuer", &tb.env["GOOD_ISSUER"]]
 }
 
