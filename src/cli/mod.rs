@@ -1,6 +1,7 @@
 //! The `trustmirror` command line.
 
 pub mod demo;
+pub mod mirror;
 pub mod testbed;
 pub mod tuf_conformance;
 pub mod verify;
@@ -50,6 +51,9 @@ pub enum Cmd {
     /// TUF mirror operations.
     #[command(subcommand)]
     Tuf(TufCmd),
+    /// Mirror image signatures and attestations into the store.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCmd),
     /// Verify a blob's Sigstore bundle offline (cosign verify-blob / verify-bundle).
     #[command(alias = "verify-bundle")]
     VerifyBlob(verify::VerifyBlobArgs),
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),
         Cmd::Testbed(c) => testbed::run(c).await,
+        Cmd::Mirror(c) => mirror::run(c).await,
         Cmd::VerifyBlob(a) => verify::verify_blob(a),
         Cmd::Verify(a) => verify::verify_image(a).await,
         Cmd::VerifyAttestation(a) => verify::verify_attestation(a).await,

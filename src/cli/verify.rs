@@ -200,6 +200,7 @@ async fn material(a: &ImageArgs) -> anyhow::Result<crate::mirror::oci::ImageMate
         username: a.registry_username.clone(),
         password: a.registry_password.clone(),
         bearer: a.registry_token.clone(),
+        ..Default::default()
     };
     Ok(OciSource::registry(&opts).image_material(image).await?)
 }

@@ -1,5 +1,6 @@
 //! Everything that talks to upstreams (TUF repositories; later registries and logs).
 pub mod oci;
+pub mod oci_mirror;
 pub mod tuf_client;
 pub mod tuf_mirror;
 pub mod upstream;

@@ -61,6 +61,12 @@ pub struct ImageMaterial {
     pub att_layers: Vec<CosignLayer>,
     /// Sigstore bundles attached as referrers: (predicate type annotation, bundle JSON).
     pub bundles: Vec<(Option<String>, Vec<u8>)>,
+    /// `.sbom` layers (cosign attach sbom): unsigned.
+    pub sbom_layers: Vec<CosignLayer>,
+    /// Manifest digest of each cosign tag / referrers index the material came from.
+    pub sources: BTreeMap<String, String>,
+    /// Referrer manifests that were skipped, with why (a subject that is not this image, …).
+    pub skipped: Vec<String>,
 }
 
 /// Registry connection settings.
@@ -71,6 +77,10 @@ pub struct RegistryOptions {
     pub username: Option<String>,
     pub password: Option<String>,
     pub bearer: Option<String>,
+    /// Extra CA certificates (PEM) for HTTPS registries.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Per-request read timeout (a registry that stops answering).
+    pub timeout: Option<std::time::Duration>,
 }
 
 pub enum OciSource {
@@ -157,45 +167,95 @@ async fn registry_material(client: &Client, auth: &RegistryAuth, reference: &str
     }
     let name = format!("{}/{}", r.registry(), r.repository());
     let mut out = ImageMaterial { name: name.clone(), digest: digest.clone(), manifest: manifest.to_vec(), ..Default::default() };
+    material_for_digest(client, auth, &name, &digest, &mut out).await?;
+    Ok(out)
+}
+
+/// Is this a "not found" from the registry (no such tag / manifest)?
+pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match e {
+        E::ImageManifestNotFoundError(_) => true,
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| matches!(x.code, C::ManifestUnknown | C::NameUnknown | C::NotFound)),
+        E::ServerError { code, .. } => *code == 404,
+        _ => false,
+    }
+}
+
+/// The cosign tags and referrers of `digest` in repository `name` (`registry/repo`).
+pub async fn material_for_digest(client: &Client, auth: &RegistryAuth, name: &str, digest: &str, out: &mut ImageMaterial) -> Result<(), OciError> {
     let prefix = digest.replacen(':', "-", 1);
-    for (suffix, is_sig) in [("sig", true), ("att", false)] {
-        let tr: Reference = format!("{name}:{prefix}.{suffix}").parse().map_err(|e| fetch_err(&name, e))?;
-        let m = match client.pull_manifest_raw(&tr, auth, ACCEPT).await {
-            Ok((m, _)) => m,
-            Err(_) => continue, // no such tag: no material of that kind
+    for suffix in ["sig", "att", "sbom"] {
+        let tag = format!("{prefix}.{suffix}");
+        let tr: Reference = format!("{name}:{tag}").parse().map_err(|e| fetch_err(name, e))?;
+        let (m, md) = match client.pull_manifest_raw(&tr, auth, ACCEPT).await {
+            Ok(x) => x,
+            Err(e) if is_not_found(&e) => continue, // no material of that kind
+            Err(e) => return Err(fetch_err(&format!("{name}:{tag}"), e)),
         };
-        let what = format!("{name}:{prefix}.{suffix}");
+        if m.len() > MAX_MANIFEST {
+            return Err(OciError::TooLarge { what: format!("{name}:{tag}"), size: m.len(), max: MAX_MANIFEST });
+        }
+        out.sources.insert(tag.clone(), md);
+        let what = format!("{name}:{tag}");
         for (mt, d, ann) in layers_of(&what, &m)? {
             let content = pull_blob(client, &tr, &d).await?;
             let l = CosignLayer { media_type: mt, content, annotations: ann };
-            if is_sig { out.sig_layers.push(l) } else { out.att_layers.push(l) }
+            match suffix {
+                "sig" => out.sig_layers.push(l),
+                "att" => out.att_layers.push(l),
+                _ => out.sbom_layers.push(l),
+            }
         }
     }
-    let ir: Reference = format!("{name}@{digest}").parse().map_err(|e| fetch_err(&name, e))?;
+    let ir: Reference = format!("{name}@{digest}").parse().map_err(|e| fetch_err(name, e))?;
     if let Ok(index) = client.pull_referrers(&ir, None).await {
+        if !index.manifests.is_empty() {
+            let mut ids: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
+            ids.sort();
+            out.sources.insert("referrers".into(), sha256_digest(ids.join(",").as_bytes()));
+        }
         for desc in index.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03)) {
-            let mr: Reference = format!("{name}@{}", desc.digest).parse().map_err(|e| fetch_err(&name, e))?;
-            let Ok((m, md)) = client.pull_manifest_raw(&mr, auth, ACCEPT).await else { continue };
-            check_digest(&format!("{name}@{}", desc.digest), &m, &desc.digest)?;
-            let _ = md;
+            let what = format!("{name}@{}", desc.digest);
+            let mr: Reference = what.parse().map_err(|e| fetch_err(name, e))?;
+            let (m, _) = client.pull_manifest_raw(&mr, auth, ACCEPT).await.map_err(|e| fetch_err(&what, e))?;
+            check_digest(&what, &m, &desc.digest)?;
+            let mv: Value = serde_json::from_slice(&m).map_err(|e| OciError::Malformed { what: what.clone(), detail: e.to_string() })?;
+            // the tag-schema index is just a tag: anyone who can push can list a manifest there
+            if mv["subject"]["digest"].as_str() != Some(digest) {
+                out.skipped.push(format!("{what}: its subject is {:?}, not {digest}", mv["subject"]["digest"].as_str()));
+                continue;
+            }
             let pt = desc.annotations.as_ref().and_then(|a| a.get("dev.sigstore.bundle.predicateType").cloned());
-            for (mt, d, _) in layers_of(&format!("{name}@{}", desc.digest), &m)? {
+            for (mt, d, _) in layers_of(&what, &m)? {
                 if mt == BUNDLE_V03 {
                     out.bundles.push((pt.clone(), pull_blob(client, &mr, &d).await?));
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-async fn pull_blob(client: &Client, r: &Reference, digest: &str) -> Result<Vec<u8>, OciError> {
-    let mut buf = Vec::new();
-    client.pull_blob(r, digest, &mut buf).await.map_err(|e| fetch_err(&format!("blob {digest}"), e))?;
-    if buf.len() > MAX_BLOB {
-        return Err(OciError::TooLarge { what: format!("blob {digest}"), size: buf.len(), max: MAX_BLOB });
+/// Read a blob, refusing more than [`MAX_BLOB`] bytes while streaming, and check its digest.
+pub async fn pull_blob(client: &Client, r: &Reference, digest: &str) -> Result<Vec<u8>, OciError> {
+    use futures_util::StreamExt;
+    let what = format!("blob {digest}");
+    let mut s = client.pull_blob_stream(r, digest).await.map_err(|e| fetch_err(&what, e))?;
+    if let Some(l) = s.content_length
+        && l as usize > MAX_BLOB
+    {
+        return Err(OciError::TooLarge { what, size: l as usize, max: MAX_BLOB });
     }
-    check_digest(&format!("blob {digest}"), &buf, digest)?;
+    let mut buf = Vec::new();
+    while let Some(chunk) = s.stream.next().await {
+        let chunk = chunk.map_err(|e| fetch_err(&what, e))?;
+        if buf.len() + chunk.len() > MAX_BLOB {
+            return Err(OciError::TooLarge { what, size: buf.len() + chunk.len(), max: MAX_BLOB });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    check_digest(&what, &buf, digest)?;
     Ok(buf)
 }
 

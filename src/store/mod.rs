@@ -22,6 +22,8 @@
 //! | `tuf_status` | repo | [`TufStatus`] JSON |
 //! | `tlog_checkpoints` | (log id, tree size) | signed checkpoint (filled by the log mirror) |
 //! | `audit_log` | sequence | JSON record (append-only) |
+//!
+//! Version 2 adds the mirrored OCI material (see [`oci`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -42,13 +44,15 @@ pub const TUF_STATUS: TableDefinition<&str, &str> = TableDefinition::new("tuf_st
 pub const TLOG_CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("tlog_checkpoints");
 pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 
+pub mod oci;
+
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
-pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1];
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2];
 
 fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(BLOBS)?;
@@ -145,7 +149,7 @@ pub struct TufCommit {
 }
 
 pub struct Store {
-    db: Database,
+    pub(crate) db: Database,
     path: PathBuf,
 }
 
@@ -460,6 +464,25 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_is_migrated_to_2_keeping_its_data() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.redb");
+        {
+            let s = Store::open(&p).unwrap();
+            s.tuf_commit("r", &TufCommit { files: vec![("root".into(), 1, b"root v1".to_vec())], ..Default::default() }).unwrap();
+            // pretend this store was written by a schema-1 trustmirror
+            let tx = s.db.begin_write().unwrap();
+            tx.delete_table(oci::OCI_MATERIAL).unwrap();
+            tx.open_table(META).unwrap().insert("schema_version", "1").unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.tuf_meta("r", "root", 1).unwrap().unwrap(), b"root v1");
+        assert!(s.oci_material("sha256:00").unwrap().is_none(), "the new tables exist");
+    }
+
+    #[test]
     fn newer_schema_is_refused_with_a_clear_error() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.redb");
@@ -482,11 +505,11 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("s.redb")).unwrap();
-        let migs: &[Migration] = &[migrate_0_to_1, m2, m3];
-        assert_eq!(s.migrate(migs).unwrap(), 3);
-        assert_eq!(s.migrate(migs).unwrap(), 3);
+        let migs: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, m2, m3];
+        assert_eq!(s.migrate(migs).unwrap(), 4);
+        assert_eq!(s.migrate(migs).unwrap(), 4);
         assert_eq!(*CALLS.lock().unwrap(), vec![2, 3]);
-        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.schema_version().unwrap(), 4);
     }
 
     fn target(path: &str, content: &[u8], generation: u64) -> (Vec<String>, ServedTarget, (String, Vec<u8>)) {

@@ -1,0 +1,246 @@
+//! Mirrored OCI signature material (schema 2): per image digest, every signature, attestation
+//! and bundle found for it, each verified on the way in (or recorded as rejected with its reason),
+//! content-addressed in `blobs`; tag → digest resolutions with their time.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `oci_material` | subject digest | [`MaterialRecord`] JSON |
+//! | `oci_tags` | (`registry/repo`, tag) | [`TagRecord`] JSON |
+//! | `oci_repos` | `registry/repo` | [`RepoRecord`] JSON (tag-list state for incremental sync) |
+//! | `oci_by_predicate` | (predicate type, subject digest) | `()` — the index admission reads |
+//!
+//! An ingested digest is one transaction: its record, its blobs and its index rows appear
+//! together or not at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{BLOBS, Store, StoreError};
+
+pub const OCI_MATERIAL: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
+pub const OCI_TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_tags");
+pub const OCI_REPOS: TableDefinition<&str, &str> = TableDefinition::new("oci_repos");
+pub const OCI_BY_PREDICATE: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
+
+pub fn migrate_1_to_2(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(OCI_MATERIAL)?;
+    tx.open_table(OCI_TAGS)?;
+    tx.open_table(OCI_REPOS)?;
+    tx.open_table(OCI_BY_PREDICATE)?;
+    Ok(())
+}
+
+/// What an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemKind {
+    /// A `.sig` simple-signing layer (stored as an adapted bundle + its payload).
+    Signature,
+    /// A `.att` DSSE layer (stored as an adapted bundle).
+    Attestation,
+    /// A Sigstore bundle attached as a referrer.
+    Bundle,
+    /// A `.sbom` layer (cosign attach sbom): unsigned content.
+    Sbom,
+}
+
+/// Verification state at ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum ItemStatus {
+    /// Cryptographically verified against the mirrored trust root (identity is policy's job).
+    Verified { signer: String, issuer: Option<String> },
+    /// Signed with a key the mirror does not know: verified at admission with the policy's keys.
+    NeedsKey,
+    /// Unsigned content (cosign `.sbom`).
+    Unsigned,
+    /// Refused; never served as valid.
+    Rejected { check: String, reason: String },
+}
+
+/// One signature-bearing item about a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub kind: ItemKind,
+    /// Where it came from (`sha256-….sig layer 0`, `referrer sha256:…`).
+    pub source: String,
+    /// sha256 (hex) of the stored bundle JSON (in `blobs`).
+    pub bundle: Option<String>,
+    /// sha256 (hex) of the `.sig` simple-signing payload (in `blobs`).
+    pub payload: Option<String>,
+    pub predicate_type: Option<String>,
+    #[serde(flatten)]
+    pub status: ItemStatus,
+}
+
+/// Everything mirrored about one image digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialRecord {
+    pub subject: String,
+    /// `registry/repo` it was found in.
+    pub repository: String,
+    pub media_type: String,
+    /// Platform manifests, when the subject is an index.
+    pub children: Vec<String>,
+    pub items: Vec<Item>,
+    pub synced_at: Timestamp,
+    /// Manifest digests of the cosign tags and referrers index this record was built from: a
+    /// re-sync that sees the same ones has nothing to fetch.
+    pub sources: BTreeMap<String, String>,
+    /// Trust material digest the items were verified with.
+    pub trust: String,
+}
+
+impl MaterialRecord {
+    /// An ETag for followers: changes whenever the record changes.
+    pub fn etag(&self) -> String {
+        let j = serde_json::to_vec(self).expect("serializable");
+        format!("\"{}\"", &super::sha256_hex(&j)[..32])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub digest: String,
+    pub resolved_at: Timestamp,
+}
+
+/// Last-seen state of a repository, for tag-list diffs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRecord {
+    pub tags: BTreeSet<String>,
+    pub synced_at: Option<Timestamp>,
+    pub full_check_at: Option<Timestamp>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what: what.into(), detail: e.to_string() }
+}
+
+impl Store {
+    /// Store one digest's material: record, blobs and predicate index, in one transaction.
+    pub fn oci_put_material(&self, rec: &MaterialRecord, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut b = tx.open_table(BLOBS)?;
+            for (sha, bytes) in blobs {
+                if b.get(sha.as_str())?.is_none() {
+                    b.insert(sha.as_str(), bytes.as_slice())?;
+                }
+            }
+            for i in &rec.items {
+                for sha in i.bundle.iter().chain(i.payload.iter()) {
+                    if b.get(sha.as_str())?.is_none() {
+                        return Err(corrupt(&format!("material {}", rec.subject), format!("blob {sha} not staged")));
+                    }
+                }
+            }
+            let mut idx = tx.open_table(OCI_BY_PREDICATE)?;
+            let mut m = tx.open_table(OCI_MATERIAL)?;
+            if let Some(old) = m.get(rec.subject.as_str())? {
+                let old: MaterialRecord = serde_json::from_str(old.value()).map_err(|e| corrupt("oci_material", e))?;
+                for pt in old.items.iter().filter_map(|i| i.predicate_type.as_deref()) {
+                    idx.remove((pt, rec.subject.as_str()))?;
+                }
+            }
+            for pt in rec.items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)).filter_map(|i| i.predicate_type.as_deref()) {
+                idx.insert((pt, rec.subject.as_str()), ())?;
+            }
+            m.insert(rec.subject.as_str(), serde_json::to_string(rec).expect("serializable").as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn oci_material(&self, digest: &str) -> Result<Option<MaterialRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_MATERIAL)?;
+        t.get(digest)?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))).transpose()
+    }
+
+    pub fn oci_has_material(&self, digest: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(OCI_MATERIAL)?.get(digest)?.is_some())
+    }
+
+    /// Every mirrored digest with its record's ETag and sync time.
+    pub fn oci_list(&self) -> Result<Vec<(String, String, Timestamp)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_MATERIAL)?;
+        t.iter()?
+            .map(|i| {
+                let (k, v) = i?;
+                let r: MaterialRecord = serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))?;
+                Ok((k.value().to_string(), r.etag(), r.synced_at))
+            })
+            .collect()
+    }
+
+    /// Digests that have verified (or key-signed) material of a predicate type.
+    pub fn oci_subjects_with_predicate(&self, predicate_type: &str) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_BY_PREDICATE)?;
+        let mut out = vec![];
+        for i in t.range((predicate_type, "")..)? {
+            let (k, _) = i?;
+            if k.value().0 != predicate_type {
+                break;
+            }
+            out.push(k.value().1.to_string());
+        }
+        Ok(out)
+    }
+
+    pub fn oci_put_tag(&self, repo: &str, tag: &str, rec: &TagRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(OCI_TAGS)?.insert((repo, tag), serde_json::to_string(rec).expect("serializable").as_str())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn oci_tag(&self, repo: &str, tag: &str) -> Result<Option<TagRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_TAGS)?;
+        t.get((repo, tag))?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("oci_tags", e))).transpose()
+    }
+
+    pub fn oci_tags(&self) -> Result<Vec<(String, String, TagRecord)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_TAGS)?;
+        t.iter()?
+            .map(|i| {
+                let (k, v) = i?;
+                let (r, tag) = k.value();
+                Ok((r.to_string(), tag.to_string(), serde_json::from_str(v.value()).map_err(|e| corrupt("oci_tags", e))?))
+            })
+            .collect()
+    }
+
+    /// Record a repository's tag-list state (and drop resolutions of tags that disappeared).
+    pub fn oci_put_repo(&self, repo: &str, rec: &RepoRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut tags = tx.open_table(OCI_TAGS)?;
+            let gone: Vec<String> = tags
+                .range((repo, "")..)?
+                .map_while(|i| i.ok().filter(|(k, _)| k.value().0 == repo).map(|(k, _)| k.value().1.to_string()))
+                .filter(|t| !rec.tags.contains(t))
+                .collect();
+            for t in gone {
+                tags.remove((repo, t.as_str()))?;
+            }
+            tx.open_table(OCI_REPOS)?.insert(repo, serde_json::to_string(rec).expect("serializable").as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn oci_repo(&self, repo: &str) -> Result<Option<RepoRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_REPOS)?;
+        t.get(repo)?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("oci_repos", e))).transpose()
+    }
+}
