@@ -11,6 +11,13 @@
 //!   root_probe_interval: 1h
 //!   max_backoff: 30m
 //!   targets: ["trusted_root.json", "*.pub"]   # optional: mirror only these targets (globs)
+//! oci:                                # optional: mirror image signatures and attestations
+//!   images: ["registry.internal/myorg/**", "registry.internal/vendor/tool:v3"]
+//!   insecure_registries: []           # hosts reachable over plain HTTP
+//!   auth: {registry.internal: {username: u, password: p}}
+//!   keys: [/etc/trustmirror/vendor.pub]
+//!   interval: 5m
+//!   full_recheck_interval: 1h
 //! ```
 
 use std::path::PathBuf;
@@ -26,6 +33,55 @@ pub struct Config {
     #[serde(default = "default_store")]
     pub store: PathBuf,
     pub tuf: TufConfig,
+    #[serde(default)]
+    pub oci: Option<OciConfig>,
+}
+
+/// Mirroring image signatures and attestations (`oci:` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OciConfig {
+    /// Patterns (`registry.internal/myorg/**`) and references.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// OCI layout directories carried across the gap.
+    #[serde(default)]
+    pub layouts: Vec<PathBuf>,
+    /// Registries reachable over plain HTTP.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Credentials per registry host.
+    #[serde(default)]
+    pub auth: std::collections::BTreeMap<String, RegistryCredentials>,
+    /// Public keys (PEM) to verify key-signed material with at ingest.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    /// Verify with this trusted_root.json instead of the mirrored TUF repository's.
+    #[serde(default)]
+    pub trusted_root: Option<PathBuf>,
+    #[serde(default = "d5m", deserialize_with = "de_duration")]
+    pub interval: Duration,
+    #[serde(default = "d1h", deserialize_with = "de_duration")]
+    pub full_recheck_interval: Duration,
+    #[serde(default = "d8")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryCredentials {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn d8() -> usize {
+    8
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -344,9 +344,65 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         mirror.set_target_filter(pats);
     }
     let mirror = Arc::new(mirror);
-    let running = start(mirror, clock, &listen, t.refresh_interval, t.max_backoff).await?;
+    let oci = match &cfg.oci {
+        Some(o) => Some((Arc::new(oci_mirror_from_config(store.clone(), o, clock.clone())?), o.interval)),
+        None => None,
+    };
+    let running = start_with(mirror, clock, &listen, t.refresh_interval, t.max_backoff, oci).await?;
     tracing::info!(url = %format!("http://{}/tuf/", running.addr), "serving the TUF mirror");
     running.wait(a.exit_after).await
+}
+
+/// The OCI mirror of a `serve` configuration. Its trust root follows the mirrored TUF
+/// repository's `trusted_root.json` (re-parsed only when that target changes).
+pub fn oci_mirror_from_config(store: Arc<Store>, o: &crate::config::OciConfig, clock: Arc<dyn Clock>) -> anyhow::Result<crate::mirror::oci_mirror::OciMirror> {
+    use crate::mirror::oci_mirror::{OciMirror, OciMirrorConfig};
+    use oci_client::secrets::RegistryAuth;
+    let auth = o
+        .auth
+        .iter()
+        .map(|(h, c)| {
+            let a = match (&c.token, &c.username, &c.password) {
+                (Some(t), _, _) => RegistryAuth::Bearer(t.clone()),
+                (None, Some(u), Some(p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+                _ => RegistryAuth::Anonymous,
+            };
+            (h.clone(), a)
+        })
+        .collect();
+    let cfg = OciMirrorConfig {
+        images: o.images.clone(),
+        layouts: o.layouts.clone(),
+        registry: crate::mirror::oci::RegistryOptions {
+            insecure_hosts: o.insecure_registries.clone(),
+            ca_pem: read_opt(&o.ca_file)?,
+            ..Default::default()
+        },
+        auth,
+        concurrency: o.concurrency,
+        full_recheck_interval: jiff::SignedDuration::try_from(o.full_recheck_interval).unwrap_or(jiff::SignedDuration::from_hours(1)),
+        keys: mirror::key_list(&o.keys)?,
+        ..Default::default()
+    };
+    let explicit = o.trusted_root.clone();
+    let cache: std::sync::Mutex<Option<(String, Arc<crate::core::verify::TrustedMaterial>)>> = std::sync::Mutex::new(None);
+    let st = store.clone();
+    let trust = move || {
+        let key = st.tuf_targets("default").ok().and_then(|t| t.get("trusted_root.json").map(|t| t.sha256.clone())).unwrap_or_default();
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, tm)) = c.as_ref()
+            && *k == key
+        {
+            return tm.clone();
+        }
+        let tm = mirror::trust_material(&st, explicit.as_ref()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "no usable trusted root; falling back to the embedded production root");
+            crate::core::verify::TrustedMaterial::production_arc()
+        });
+        *c = Some((key, tm.clone()));
+        tm
+    };
+    Ok(OciMirror::new(store, cfg, clock, Arc::new(trust)))
 }
 
 /// A running service (HTTP server + refresh loop).
@@ -388,12 +444,18 @@ impl Running {
 
 /// Initial refresh (a failure is logged; the last verified state keeps being served), then the
 /// HTTP server and the periodic refresh loop.
-pub async fn start(
+pub async fn start(mirror: Arc<TufMirror>, clock: Arc<dyn Clock>, listen: &str, interval: Duration, max_backoff: Duration) -> anyhow::Result<Running> {
+    start_with(mirror, clock, listen, interval, max_backoff, None).await
+}
+
+/// As [`start`], plus an OCI mirror synced every `interval` (and its on-demand queue).
+pub async fn start_with(
     mirror: Arc<TufMirror>,
     clock: Arc<dyn Clock>,
     listen: &str,
     interval: Duration,
     max_backoff: Duration,
+    oci: Option<(Arc<crate::mirror::oci_mirror::OciMirror>, Duration)>,
 ) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     match mirror.refresh().await {
@@ -403,7 +465,8 @@ pub async fn start(
             metrics.record_refresh(&mirror.config().repo, e.kind.as_str(), 0);
         }
     }
-    let state = AppState { store: mirror.store().clone(), clock, repo: mirror.config().repo.clone(), metrics: metrics.clone() };
+    let ingest = oci.as_ref().map(|(m, _)| crate::mirror::oci_mirror::spawn_queue(m.clone()));
+    let state = AppState { store: mirror.store().clone(), clock, repo: mirror.config().repo.clone(), metrics: metrics.clone(), ingest };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -416,6 +479,18 @@ pub async fn start(
             })
             .await
     });
+    if let Some((m, every)) = oci {
+        let mut stop_oci = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                m.sync().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop_oci.changed() => return,
+                }
+            }
+        });
+    }
     let refresher = tokio::spawn(crate::serve::refresh_loop(mirror, metrics, interval, max_backoff, rx));
     Ok(Running { addr, state, stop, server, refresher })
 }

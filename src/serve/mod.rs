@@ -12,6 +12,7 @@
 //! verify it themselves with the same root.
 
 pub mod metrics;
+pub mod oci;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub repo: String,
     pub metrics: Arc<metrics::Metrics>,
+    /// On-demand OCI ingestion queue, when OCI mirroring is configured.
+    pub ingest: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +43,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
+        .route("/oci/v1/material", get(oci::list))
+        .route("/oci/v1/material/{digest}", get(oci::material))
+        .route("/oci/v1/blobs/{sha}", get(oci::blob))
+        .route("/oci/v1/tags", get(oci::tags))
+        .route("/oci/v1/ingest", axum::routing::post(oci::ingest))
         .with_state(state)
 }
 

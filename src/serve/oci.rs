@@ -1,0 +1,86 @@
+//! Per-digest mirrored material over HTTP, for nodes and follower replicas.
+//!
+//! | route | |
+//! |---|---|
+//! | `GET /oci/v1/material` | every mirrored digest with its record's ETag and sync time; the listing has an ETag too (`If-None-Match` → 304), so a follower re-syncs only what changed |
+//! | `GET /oci/v1/material/{digest}` | the record (items, status, blob ids), with an ETag |
+//! | `GET /oci/v1/blobs/{sha256}` | a stored bundle or payload |
+//! | `GET /oci/v1/tags` | tag → digest resolutions with their time |
+//! | `POST /oci/v1/ingest?ref=REF` | queue an on-demand ingestion (202) |
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
+    h.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+}
+
+pub async fn list(State(s): State<AppState>, h: HeaderMap) -> Response {
+    match s.store.oci_list() {
+        Ok(items) => {
+            let body = serde_json::to_vec(
+                &items.iter().map(|(d, e, t)| serde_json::json!({"digest": d, "etag": e, "synced_at": t})).collect::<Vec<_>>(),
+            )
+            .expect("json");
+            let etag = format!("\"{}\"", &crate::store::sha256_hex(&body)[..32]);
+            if etag_matches(&h, &etag) {
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            }
+            (StatusCode::OK, [(header::ETAG, etag), (header::CONTENT_TYPE, "application/json".into())], body).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+pub async fn material(State(s): State<AppState>, Path(digest): Path<String>, h: HeaderMap) -> Response {
+    match s.store.oci_material(&digest) {
+        Ok(Some(r)) => {
+            let etag = r.etag();
+            if etag_matches(&h, &etag) {
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            }
+            (StatusCode::OK, [(header::ETAG, etag)], Json(r)).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, format!("{digest}: not mirrored\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+pub async fn blob(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (StatusCode::BAD_REQUEST, "expected a sha256 hex digest\n").into_response();
+    }
+    match s.store.blob(&sha) {
+        Ok(Some(b)) => (StatusCode::OK, [(header::CACHE_CONTROL, "public, max-age=31536000, immutable")], b).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+pub async fn tags(State(s): State<AppState>) -> Response {
+    match s.store.oci_tags() {
+        Ok(t) => Json(t.into_iter().map(|(r, tag, rec)| serde_json::json!({"repository": r, "tag": tag, "digest": rec.digest, "resolved_at": rec.resolved_at})).collect::<Vec<_>>())
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct IngestQ {
+    #[serde(rename = "ref")]
+    reference: String,
+}
+
+pub async fn ingest(State(s): State<AppState>, Query(q): Query<IngestQ>) -> Response {
+    match &s.ingest {
+        Some(tx) => match tx.try_send(q.reference.clone()) {
+            Ok(()) => (StatusCode::ACCEPTED, format!("queued {}\n", q.reference)).into_response(),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "ingestion queue full\n").into_response(),
+        },
+        None => (StatusCode::NOT_FOUND, "this instance does not mirror OCI material\n").into_response(),
+    }
+}
