@@ -116,7 +116,8 @@ pub async fn run(c: MirrorCmd) -> anyhow::Result<i32> {
                 full_recheck_interval: if a.full { jiff::SignedDuration::ZERO } else { jiff::SignedDuration::from_hours(1) },
                 ..Default::default()
             };
-            let m = OciMirror::new(store, cfg, Arc::new(SystemClock), Arc::new(move || tm.clone())).with_progress(std::io::stderr().is_terminal());
+            let m = OciMirror::new(store, cfg, Arc::new(SystemClock), Arc::new(move || tm.clone()))
+                .with_progress(std::io::stderr().is_terminal());
             let t0 = std::time::Instant::now();
             let r = m.sync().await;
             println!(

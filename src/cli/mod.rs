@@ -355,7 +355,11 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 /// The OCI mirror of a `serve` configuration. Its trust root follows the mirrored TUF
 /// repository's `trusted_root.json` (re-parsed only when that target changes).
-pub fn oci_mirror_from_config(store: Arc<Store>, o: &crate::config::OciConfig, clock: Arc<dyn Clock>) -> anyhow::Result<crate::mirror::oci_mirror::OciMirror> {
+pub fn oci_mirror_from_config(
+    store: Arc<Store>,
+    o: &crate::config::OciConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<crate::mirror::oci_mirror::OciMirror> {
     use crate::mirror::oci_mirror::{OciMirror, OciMirrorConfig};
     use oci_client::secrets::RegistryAuth;
     let auth = o
@@ -444,7 +448,13 @@ impl Running {
 
 /// Initial refresh (a failure is logged; the last verified state keeps being served), then the
 /// HTTP server and the periodic refresh loop.
-pub async fn start(mirror: Arc<TufMirror>, clock: Arc<dyn Clock>, listen: &str, interval: Duration, max_backoff: Duration) -> anyhow::Result<Running> {
+pub async fn start(
+    mirror: Arc<TufMirror>,
+    clock: Arc<dyn Clock>,
+    listen: &str,
+    interval: Duration,
+    max_backoff: Duration,
+) -> anyhow::Result<Running> {
     start_with(mirror, clock, listen, interval, max_backoff, None).await
 }
 

@@ -199,7 +199,12 @@ impl TrustedMaterial {
     /// The production root as a shared handle.
     pub fn production_arc() -> std::sync::Arc<TrustedMaterial> {
         static P: OnceLock<std::sync::Arc<TrustedMaterial>> = OnceLock::new();
-        P.get_or_init(|| std::sync::Arc::new(TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).expect("embedded"))).clone()
+        P.get_or_init(|| {
+            std::sync::Arc::new(
+                TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).expect("embedded"),
+            )
+        })
+        .clone()
     }
 
     /// The Sigstore staging trusted root, embedded.

@@ -176,14 +176,22 @@ pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
     match e {
         E::ImageManifestNotFoundError(_) => true,
-        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| matches!(x.code, C::ManifestUnknown | C::NameUnknown | C::NotFound)),
+        E::RegistryError { envelope, .. } => {
+            envelope.errors.iter().any(|x| matches!(x.code, C::ManifestUnknown | C::NameUnknown | C::NotFound))
+        }
         E::ServerError { code, .. } => *code == 404,
         _ => false,
     }
 }
 
 /// The cosign tags and referrers of `digest` in repository `name` (`registry/repo`).
-pub async fn material_for_digest(client: &Client, auth: &RegistryAuth, name: &str, digest: &str, out: &mut ImageMaterial) -> Result<(), OciError> {
+pub async fn material_for_digest(
+    client: &Client,
+    auth: &RegistryAuth,
+    name: &str,
+    digest: &str,
+    out: &mut ImageMaterial,
+) -> Result<(), OciError> {
     let prefix = digest.replacen(':', "-", 1);
     for suffix in ["sig", "att", "sbom"] {
         let tag = format!("{prefix}.{suffix}");

@@ -53,6 +53,9 @@ pub struct OciMirrorConfig {
     pub retries: u32,
     /// Public keys (name, SPKI DER) key-signed material is verified with at ingest.
     pub keys: Vec<(String, Vec<u8>)>,
+    /// Limit for one registry operation (a request, or fetching one digest's material): a
+    /// registry that stops answering costs this much, then the sync goes on.
+    pub op_timeout: Duration,
 }
 
 impl Default for OciMirrorConfig {
@@ -66,6 +69,7 @@ impl Default for OciMirrorConfig {
             full_recheck_interval: SignedDuration::from_hours(1),
             retries: 3,
             keys: vec![],
+            op_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -107,7 +111,12 @@ fn glob_to_pattern(p: &str) -> Option<glob::Pattern> {
 
 impl OciMirror {
     /// `trust` returns the trust material to verify with (e.g. the mirrored TUF trusted_root.json).
-    pub fn new(store: Arc<Store>, cfg: OciMirrorConfig, clock: Arc<dyn Clock>, trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        cfg: OciMirrorConfig,
+        clock: Arc<dyn Clock>,
+        trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>,
+    ) -> Self {
         let client = match OciSource::registry(&cfg.registry) {
             OciSource::Registry { client, .. } => client,
             OciSource::Layout { .. } => unreachable!(),
@@ -141,7 +150,11 @@ impl OciMirror {
         let mut delay = Duration::from_millis(200);
         let mut last = String::new();
         for attempt in 0..=self.cfg.retries {
-            match f().await {
+            let res = match tokio::time::timeout(self.cfg.op_timeout, f()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {:?}", self.cfg.op_timeout)),
+            };
+            match res {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     last = e;
@@ -311,7 +324,9 @@ impl OciMirror {
                 Ok(digest) => {
                     report.tags_resolved += 1;
                     if known.as_ref().map(|k| &k.digest) != Some(&digest) {
-                        self.store.oci_put_tag(repo, t, &TagRecord { digest: digest.clone(), resolved_at: self.clock.now() }).map_err(|e| e.to_string())?;
+                        self.store
+                            .oci_put_tag(repo, t, &TagRecord { digest: digest.clone(), resolved_at: self.clock.now() })
+                            .map_err(|e| e.to_string())?;
                     }
                     work.push((repo.to_string(), digest, false));
                 }
@@ -325,7 +340,10 @@ impl OciMirror {
             }
         }
         self.store
-            .oci_put_repo(repo, &RepoRecord { tags, synced_at: Some(now), full_check_at: if full { Some(now) } else { prev.full_check_at } })
+            .oci_put_repo(
+                repo,
+                &RepoRecord { tags, synced_at: Some(now), full_check_at: if full { Some(now) } else { prev.full_check_at } },
+            )
             .map_err(|e| e.to_string())?;
         Ok(work)
     }
@@ -339,7 +357,9 @@ impl OciMirror {
                 let d = self.resolve(r).await?;
                 report.tags_resolved += 1;
                 let tag = parsed.tag().unwrap_or("latest");
-                self.store.oci_put_tag(&repo, tag, &TagRecord { digest: d.clone(), resolved_at: self.clock.now() }).map_err(|e| e.to_string())?;
+                self.store
+                    .oci_put_tag(&repo, tag, &TagRecord { digest: d.clone(), resolved_at: self.clock.now() })
+                    .map_err(|e| e.to_string())?;
                 d
             }
         };
@@ -350,22 +370,25 @@ impl OciMirror {
         use futures_util::StreamExt;
         let bar = self.progress.then(|| {
             let b = indicatif::ProgressBar::new(work.len() as u64);
-            b.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} digests {bar:40} {elapsed} {msg}").expect("template"));
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} digests {bar:40} {elapsed} {msg}").expect("template"),
+            );
             b
         });
-        let results: Vec<(String, Result<Option<(usize, usize)>, String>)> = futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
-            let bar = bar.clone();
-            async move {
-                let r = self.ingest(&repo, &digest, force).await;
-                if let Some(b) = &bar {
-                    b.inc(1);
+        let results: Vec<(String, Result<Option<(usize, usize)>, String>)> =
+            futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
+                let bar = bar.clone();
+                async move {
+                    let r = self.ingest(&repo, &digest, force).await;
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                    (format!("{repo}@{digest}"), r)
                 }
-                (format!("{repo}@{digest}"), r)
-            }
-        }))
-        .buffer_unordered(self.cfg.concurrency.max(1))
-        .collect()
-        .await;
+            }))
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await;
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -409,14 +432,18 @@ impl OciMirror {
         };
         m = self.retry(&format!("material of {repo}@{digest}"), attempt).await?;
         let trust = (self.trust)();
-        if !force && let Some(ex) = &existing
+        if !force
+            && let Some(ex) = &existing
             && ex.sources == m.sources
             && ex.trust == trust.digest
         {
             return Ok(None);
         }
         let v: Value = serde_json::from_slice(&manifest).unwrap_or(Value::Null);
-        let children: Vec<String> = v["manifests"].as_array().map(|a| a.iter().filter_map(|d| d["digest"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let children: Vec<String> = v["manifests"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["digest"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         let media_type = v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
         let counts = self.verify_and_store(&m, &media_type, children.clone(), &trust)?;
         // platform manifests of an index carry their own signatures, if any
@@ -429,9 +456,8 @@ impl OciMirror {
     }
 
     fn authority_for(&self, bundle: &[u8]) -> Vec<Authority> {
-        let has_cert = serde_json::from_slice::<Value>(bundle)
-            .map(|v| v["verificationMaterial"].get("publicKey").is_none())
-            .unwrap_or(true);
+        let has_cert =
+            serde_json::from_slice::<Value>(bundle).map(|v| v["verificationMaterial"].get("publicKey").is_none()).unwrap_or(true);
         if has_cert {
             vec![Authority::Keyless(IdentityPolicy::default())]
         } else {
@@ -461,7 +487,13 @@ impl OciMirror {
     }
 
     /// Verify every item of `m` and store the record (one transaction). Returns (verified, rejected).
-    fn verify_and_store(&self, m: &ImageMaterial, media_type: &str, children: Vec<String>, tm: &TrustedMaterial) -> Result<(usize, usize), String> {
+    fn verify_and_store(
+        &self,
+        m: &ImageMaterial,
+        media_type: &str,
+        children: Vec<String>,
+        tm: &TrustedMaterial,
+    ) -> Result<(usize, usize), String> {
         let mut blobs: Vec<(String, Vec<u8>)> = vec![];
         let mut items = vec![];
         let d: [u8; 32] = crate::cli::verify::parse_digest(&m.digest).ok_or_else(|| format!("{}: not a sha256 digest", m.digest))?;
@@ -476,7 +508,9 @@ impl OciMirror {
             let item = match bundle_from_sig_layer(l) {
                 Ok(b) => {
                     let (mut status, _) = self.check(tm, &b, Subject::Blob(&l.content));
-                    if let (ItemStatus::Verified { .. } | ItemStatus::NeedsKey, Err(e)) = (&status, check_simple_signing(&l.content, &m.digest)) {
+                    if let (ItemStatus::Verified { .. } | ItemStatus::NeedsKey, Err(e)) =
+                        (&status, check_simple_signing(&l.content, &m.digest))
+                    {
                         status = ItemStatus::Rejected { check: e.check.as_str().into(), reason: e.detail };
                     }
                     Item { kind: ItemKind::Signature, source, bundle: Some(keep(b)), payload: Some(payload), predicate_type: None, status }
@@ -498,7 +532,14 @@ impl OciMirror {
             let item = match bundle_from_att_layer(l) {
                 Ok(b) => {
                     let (status, pt) = self.check(tm, &b, Subject::Sha256(d));
-                    Item { kind: ItemKind::Attestation, source, bundle: Some(keep(b)), payload: None, predicate_type: pt.or(annotated), status }
+                    Item {
+                        kind: ItemKind::Attestation,
+                        source,
+                        bundle: Some(keep(b)),
+                        payload: None,
+                        predicate_type: pt.or(annotated),
+                        status,
+                    }
                 }
                 Err(e) => Item {
                     kind: ItemKind::Attestation,

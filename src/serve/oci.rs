@@ -63,8 +63,12 @@ pub async fn blob(State(s): State<AppState>, Path(sha): Path<String>) -> Respons
 
 pub async fn tags(State(s): State<AppState>) -> Response {
     match s.store.oci_tags() {
-        Ok(t) => Json(t.into_iter().map(|(r, tag, rec)| serde_json::json!({"repository": r, "tag": tag, "digest": rec.digest, "resolved_at": rec.resolved_at})).collect::<Vec<_>>())
-            .into_response(),
+        Ok(t) => Json(
+            t.into_iter()
+                .map(|(r, tag, rec)| serde_json::json!({"repository": r, "tag": tag, "digest": rec.digest, "resolved_at": rec.resolved_at}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

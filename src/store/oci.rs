@@ -146,7 +146,12 @@ impl Store {
                     idx.remove((pt, rec.subject.as_str()))?;
                 }
             }
-            for pt in rec.items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)).filter_map(|i| i.predicate_type.as_deref()) {
+            for pt in rec
+                .items
+                .iter()
+                .filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey))
+                .filter_map(|i| i.predicate_type.as_deref())
+            {
                 idx.insert((pt, rec.subject.as_str()), ())?;
             }
             m.insert(rec.subject.as_str(), serde_json::to_string(rec).expect("serializable").as_str())?;

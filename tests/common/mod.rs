@@ -1,6 +1,9 @@
 //! Shared helpers for integration tests: a loopback file server with a request log and fault
-//! injection (the "upstream"), and access to the independent clients `.ci/install` provides.
+//! injection (the "upstream"), a registry proxy, and access to the independent clients
+//! `.ci/install` provides.
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
