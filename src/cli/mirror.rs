@@ -16,7 +16,7 @@ use crate::store::Store;
 #[derive(Subcommand, Debug)]
 pub enum MirrorCmd {
     /// Sync once: discover, fetch, verify and store.
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// List the mirrored digests.
     List {
         #[arg(long, env = "TRUSTMIRROR_STORE", default_value = "trustmirror.redb")]
@@ -97,6 +97,7 @@ pub fn key_list(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
 pub async fn run(c: MirrorCmd) -> anyhow::Result<i32> {
     match c {
         MirrorCmd::Sync(a) => {
+            let a = *a;
             use std::io::IsTerminal;
             let store = Arc::new(Store::open(&a.store)?);
             let tm = trust_material(&store, a.trusted_root.as_ref())?;

@@ -74,6 +74,9 @@ impl Default for OciMirrorConfig {
     }
 }
 
+/// Outcome of ingesting one digest: `Some((verified, rejected))`, `None` when unchanged.
+type IngestResult = Result<Option<(usize, usize)>, String>;
+
 /// What one sync did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
@@ -375,7 +378,7 @@ impl OciMirror {
             );
             b
         });
-        let results: Vec<(String, Result<Option<(usize, usize)>, String>)> =
+        let results: Vec<(String, IngestResult)> =
             futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
                 let bar = bar.clone();
                 async move {
