@@ -72,7 +72,15 @@ async fn sync_is_verified_incremental_and_served() {
     let m = mirror(&e, &e.proxy, vec![format!("{}/**", e.proxy)], |_| {});
     let r = m.sync().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.repositories, 12);
+    assert_eq!(r.repositories, 13);
+    // the multi-arch index: its record names both platform manifests, which are mirrored too
+    let ma = e.store.oci_material(&digest_of(&e, "multi-arch")).unwrap().unwrap();
+    assert_eq!(ma.children.len(), 2, "{ma:#?}");
+    assert!(ma.media_type.contains("index"));
+    assert!(ma.items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. })).count() >= 5);
+    for c in &ma.children {
+        assert!(e.store.oci_material(c).unwrap().is_some(), "platform manifest {c} mirrored");
+    }
     let good = e.store.oci_material(&digest_of(&e, "good")).unwrap().unwrap();
     let kinds = |k: ItemKind| good.items.iter().filter(|i| i.kind == k && matches!(i.status, ItemStatus::Verified { .. })).count();
     assert_eq!((kinds(ItemKind::Signature), kinds(ItemKind::Attestation), kinds(ItemKind::Bundle)), (1, 4, 4), "{good:#?}");
@@ -96,7 +104,7 @@ async fn sync_is_verified_incremental_and_served() {
     let r = m.sync().await;
     assert_eq!((r.digests_ingested, r.tags_resolved), (0, 0));
     let log: Vec<String> = e.ps.take_log().into_iter().filter(|l| l != "GET /v2/").collect();
-    assert_eq!(log.len(), 1 + 12, "{log:#?}");
+    assert_eq!(log.len(), 1 + 13, "{log:#?}");
 
     // a second signature appended to the good image: the tag list does not change, so only the
     // periodic full re-check sees it
@@ -329,6 +337,6 @@ async fn a_killed_sync_resumes_without_partial_entries() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = Store::open(&store).unwrap();
     let n = s.oci_list().unwrap().len();
-    assert!(n >= 14, "all digests ingested after resuming: {n}");
+    assert!(n >= 17, "all digests ingested after resuming: {n}");
     e.tb.shutdown().await;
 }

@@ -108,6 +108,29 @@ fn is_cosign_tag(t: &str) -> Option<(String, &str)> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (format!("sha256:{hex}"), suffix))
 }
 
+/// Page size asked for in `_catalog` and `tags/list`.
+const PAGE: usize = 1000;
+
+/// Add a page to `out`; whether to ask for another. Registries differ: some honour `n`/`last`,
+/// distribution 2.8 ignores both and returns everything, unsorted, every time. Another page is
+/// asked for only when this one was exactly full and brought something new.
+fn paginate(out: &mut Vec<String>, page: Vec<String>, last: &mut Option<String>) -> bool {
+    let full = page.len() == PAGE;
+    let before = out.len();
+    let seen: BTreeSet<String> = out.iter().cloned().collect();
+    let mut newest = None;
+    for t in page {
+        if !seen.contains(&t) {
+            newest = Some(t.clone());
+            out.push(t);
+        }
+    }
+    if let Some(n) = newest {
+        *last = Some(n);
+    }
+    full && out.len() > before && out.len() < 1_000_000
+}
+
 fn glob_to_pattern(p: &str) -> Option<glob::Pattern> {
     glob::Pattern::new(p).ok()
 }
@@ -217,13 +240,10 @@ impl OciMirror {
             let page = self
                 .retry(&format!("catalog of {host}"), || {
                     let (r, auth, last) = (r.clone(), auth.clone(), last.clone());
-                    async move { self.client.catalog(&r, &auth, Some(1000), last.as_deref()).await.map_err(|e| e.to_string()) }
+                    async move { self.client.catalog(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| e.to_string()) }
                 })
                 .await?;
-            let n = page.repositories.len();
-            last = page.repositories.last().cloned();
-            out.extend(page.repositories);
-            if n < 1000 {
+            if !paginate(&mut out, page.repositories, &mut last) {
                 return Ok(out);
             }
         }
@@ -232,20 +252,17 @@ impl OciMirror {
     async fn list_tags(&self, repo: &str) -> Result<BTreeSet<String>, String> {
         let r: Reference = format!("{repo}:latest").parse().map_err(|e| format!("{e}"))?;
         let auth = self.auth_for(r.registry());
-        let mut out = BTreeSet::new();
+        let mut out = vec![];
         let mut last: Option<String> = None;
         loop {
             let page = self
                 .retry(&format!("tags of {repo}"), || {
                     let (r, auth, last) = (r.clone(), auth.clone(), last.clone());
-                    async move { self.client.list_tags(&r, &auth, Some(1000), last.as_deref()).await.map_err(|e| e.to_string()) }
+                    async move { self.client.list_tags(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| e.to_string()) }
                 })
                 .await?;
-            let n = page.tags.len();
-            last = page.tags.last().cloned();
-            out.extend(page.tags);
-            if n < 1000 {
-                return Ok(out);
+            if !paginate(&mut out, page.tags, &mut last) {
+                return Ok(out.into_iter().collect());
             }
         }
     }
@@ -653,4 +670,27 @@ pub fn spawn_queue(mirror: Arc<OciMirror>) -> tokio::sync::mpsc::Sender<String> 
 /// sha256 of arbitrary bytes as `sha256:<hex>`.
 pub fn digest_of(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagination_stops_when_the_registry_ignores_it() {
+        // a registry that ignores n/last returns the same (oversized) list every time
+        let all: Vec<String> = (0..2000).map(|i| format!("t{i}")).collect();
+        let (mut out, mut last) = (vec![], None);
+        assert!(!paginate(&mut out, all.clone(), &mut last), "more than a page: the registry ignored n");
+        assert_eq!(out.len(), 2000);
+        // a registry that honours it: full pages continue, a short one ends
+        let (mut out, mut last) = (vec![], None);
+        assert!(paginate(&mut out, all[..1000].to_vec(), &mut last));
+        assert_eq!(last.as_deref(), Some("t999"));
+        assert!(!paginate(&mut out, all[1000..1500].to_vec(), &mut last));
+        // a full page with nothing new ends too
+        let (mut out, mut last) = (all[..1000].to_vec(), None);
+        assert!(!paginate(&mut out, all[..1000].to_vec(), &mut last));
+        assert!(is_cosign_tag(&format!("sha256-{}.sig", "a".repeat(64))).is_some() && is_cosign_tag("v1").is_none());
+    }
 }
