@@ -167,7 +167,7 @@ async fn registry_material(client: &Client, auth: &RegistryAuth, reference: &str
     }
     let name = format!("{}/{}", r.registry(), r.repository());
     let mut out = ImageMaterial { name: name.clone(), digest: digest.clone(), manifest: manifest.to_vec(), ..Default::default() };
-    material_for_digest(client, auth, &name, &digest, &mut out).await?;
+    material_for_digest(client, auth, &name, &digest, None, &mut out).await?;
     Ok(out)
 }
 
@@ -184,17 +184,22 @@ pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
     }
 }
 
-/// The cosign tags and referrers of `digest` in repository `name` (`registry/repo`).
+/// The cosign tags and referrers of `digest` in repository `name` (`registry/repo`). With
+/// `present` (the repository's tag list), cosign tags that are not listed are not requested.
 pub async fn material_for_digest(
     client: &Client,
     auth: &RegistryAuth,
     name: &str,
     digest: &str,
+    present: Option<&std::collections::BTreeSet<String>>,
     out: &mut ImageMaterial,
 ) -> Result<(), OciError> {
     let prefix = digest.replacen(':', "-", 1);
     for suffix in ["sig", "att", "sbom"] {
         let tag = format!("{prefix}.{suffix}");
+        if present.is_some_and(|p| !p.contains(&tag)) {
+            continue;
+        }
         let tr: Reference = format!("{name}:{tag}").parse().map_err(|e| fetch_err(name, e))?;
         let (m, md) = match client.pull_manifest_raw(&tr, auth, ACCEPT).await {
             Ok(x) => x,

@@ -285,9 +285,13 @@ impl OciMirror {
         report.repositories = repos.len();
         // (repository, digest, force) to ingest
         let mut work: Vec<(String, String, bool)> = vec![];
+        let mut listed: BTreeMap<String, Arc<BTreeSet<String>>> = BTreeMap::new();
         for repo in &repos {
             match self.plan_repo(repo, now, &mut report).await {
-                Ok(w) => work.extend(w),
+                Ok((w, tags)) => {
+                    work.extend(w);
+                    listed.insert(repo.clone(), Arc::new(tags));
+                }
                 Err(e) => report.errors.push((repo.clone(), e)),
             }
         }
@@ -299,7 +303,7 @@ impl OciMirror {
         }
         work.sort();
         work.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        self.ingest_all(work, &mut report).await;
+        self.ingest_all(work, &listed, &mut report).await;
         for dir in self.cfg.layouts.clone() {
             if let Err(e) = self.ingest_layout(&dir, &mut report).await {
                 report.errors.push((dir.display().to_string(), e));
@@ -321,7 +325,7 @@ impl OciMirror {
         report
     }
 
-    async fn plan_repo(&self, repo: &str, now: Timestamp, report: &mut SyncReport) -> Result<Vec<(String, String, bool)>, String> {
+    async fn plan_repo(&self, repo: &str, now: Timestamp, report: &mut SyncReport) -> Result<(Vec<(String, String, bool)>, BTreeSet<String>), String> {
         let tags = self.list_tags(repo).await?;
         let prev = self.store.oci_repo(repo).map_err(|e| e.to_string())?.unwrap_or_default();
         let full = prev.full_check_at.is_none_or(|t| now.duration_since(t) >= self.cfg.full_recheck_interval);
@@ -362,10 +366,10 @@ impl OciMirror {
         self.store
             .oci_put_repo(
                 repo,
-                &RepoRecord { tags, synced_at: Some(now), full_check_at: if full { Some(now) } else { prev.full_check_at } },
+                &RepoRecord { tags: tags.clone(), synced_at: Some(now), full_check_at: if full { Some(now) } else { prev.full_check_at } },
             )
             .map_err(|e| e.to_string())?;
-        Ok(work)
+        Ok((work, tags))
     }
 
     async fn plan_reference(&self, r: &str, _now: Timestamp, report: &mut SyncReport) -> Result<Vec<(String, String, bool)>, String> {
@@ -386,7 +390,7 @@ impl OciMirror {
         Ok(vec![(repo, digest, false)])
     }
 
-    async fn ingest_all(&self, work: Vec<(String, String, bool)>, report: &mut SyncReport) {
+    async fn ingest_all(&self, work: Vec<(String, String, bool)>, listed: &BTreeMap<String, Arc<BTreeSet<String>>>, report: &mut SyncReport) {
         use futures_util::StreamExt;
         let bar = self.progress.then(|| {
             let b = indicatif::ProgressBar::new(work.len() as u64);
@@ -399,7 +403,8 @@ impl OciMirror {
             futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
                 let bar = bar.clone();
                 async move {
-                    let r = self.ingest(&repo, &digest, force).await;
+                    let present = listed.get(&repo).cloned();
+                    let r = self.ingest_with(&repo, &digest, force, present).await;
                     if let Some(b) = &bar {
                         b.inc(1);
                     }
@@ -428,6 +433,12 @@ impl OciMirror {
     /// Fetch, verify and store the material of one digest (and, for an index, its platforms).
     /// `Ok(None)`: nothing changed since the stored record. Errors leave the store untouched.
     pub async fn ingest(&self, repo: &str, digest: &str, force: bool) -> Result<Option<(usize, usize)>, String> {
+        self.ingest_with(repo, digest, force, None).await
+    }
+
+    /// As [`OciMirror::ingest`], knowing the repository's tag list (cosign tags that are not
+    /// listed are not requested).
+    pub async fn ingest_with(&self, repo: &str, digest: &str, force: bool, present: Option<Arc<BTreeSet<String>>>) -> Result<Option<(usize, usize)>, String> {
         let host = repo.split('/').next().unwrap_or_default().to_string();
         let auth = self.auth_for(&host);
         let existing = self.store.oci_material(digest).map_err(|e| e.to_string())?;
@@ -445,8 +456,9 @@ impl OciMirror {
         let attempt = || {
             let mut fresh = m.clone();
             let auth = auth.clone();
+            let present = present.clone();
             async move {
-                material_for_digest(&self.client, &auth, repo, digest, &mut fresh).await.map_err(|e: OciError| e.to_string())?;
+                material_for_digest(&self.client, &auth, repo, digest, present.as_deref(), &mut fresh).await.map_err(|e: OciError| e.to_string())?;
                 Ok::<ImageMaterial, String>(fresh)
             }
         };
@@ -468,7 +480,7 @@ impl OciMirror {
         let counts = self.verify_and_store(&m, &media_type, children.clone(), &trust)?;
         // platform manifests of an index carry their own signatures, if any
         for c in children.iter().filter(|c| c.starts_with("sha256:")) {
-            if let Err(e) = Box::pin(self.ingest(repo, c, false)).await {
+            if let Err(e) = Box::pin(self.ingest_with(repo, c, false, present.clone())).await {
                 tracing::warn!(child = %c, error = %e, "platform manifest");
             }
         }
