@@ -107,12 +107,7 @@ pub struct VerifyBlobArgs {
     pub artifact: String,
 }
 
-/// Parse `sha256:<64 hex>`.
-pub fn parse_digest(s: &str) -> Option<[u8; 32]> {
-    let hex = s.strip_prefix("sha256:")?;
-    let v = hex::decode(hex).ok()?;
-    v.try_into().ok()
-}
+pub use crate::core::verify::parse_digest;
 
 fn report(ok: Result<Verified, VerifyError>, what: &str, json: bool) -> i32 {
     match ok {

@@ -50,9 +50,34 @@ impl<C: Clock> Clock for std::sync::Arc<C> {
     }
 }
 
+/// Parse `90s`, `5m`, `1h 30m`, `PT5M` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let d: jiff::SignedDuration = match s.parse() {
+        Ok(d) => d,
+        // days ("7d"): a Span, with days of 24 hours
+        Err(e) => s
+            .parse::<jiff::Span>()
+            .ok()
+            .and_then(|sp| sp.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok())
+            .ok_or_else(|| format!("invalid duration {s:?}: {e}"))?,
+    };
+    std::time::Duration::try_from(d).map_err(|_| format!("invalid duration {s:?}: negative"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_with_days() {
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert_eq!(parse_duration("1d 2h").unwrap().as_secs(), 26 * 3600);
+        assert!(parse_duration("-5m").is_err());
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

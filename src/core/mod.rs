@@ -1,6 +1,8 @@
 //! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
 pub mod clock;
 pub mod cosign;
+pub mod material;
+pub mod policy;
 pub mod merkle;
 pub mod tuf;
 pub mod verify;

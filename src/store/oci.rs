@@ -12,7 +12,7 @@
 //! An ingested digest is one transaction: its record, its blobs and its index rows appear
 //! together or not at all.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -33,74 +33,7 @@ pub fn migrate_1_to_2(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// What an item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ItemKind {
-    /// A `.sig` simple-signing layer (stored as an adapted bundle + its payload).
-    Signature,
-    /// A `.att` DSSE layer (stored as an adapted bundle).
-    Attestation,
-    /// A Sigstore bundle attached as a referrer.
-    Bundle,
-    /// A `.sbom` layer (cosign attach sbom): unsigned content.
-    Sbom,
-}
-
-/// Verification state at ingest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-pub enum ItemStatus {
-    /// Cryptographically verified against the mirrored trust root (identity is policy's job).
-    Verified { signer: String, issuer: Option<String> },
-    /// Signed with a key the mirror does not know: verified at admission with the policy's keys.
-    NeedsKey,
-    /// Unsigned content (cosign `.sbom`).
-    Unsigned,
-    /// Refused; never served as valid.
-    Rejected { check: String, reason: String },
-}
-
-/// One signature-bearing item about a subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Item {
-    pub kind: ItemKind,
-    /// Where it came from (`sha256-….sig layer 0`, `referrer sha256:…`).
-    pub source: String,
-    /// sha256 (hex) of the stored bundle JSON (in `blobs`).
-    pub bundle: Option<String>,
-    /// sha256 (hex) of the `.sig` simple-signing payload (in `blobs`).
-    pub payload: Option<String>,
-    pub predicate_type: Option<String>,
-    #[serde(flatten)]
-    pub status: ItemStatus,
-}
-
-/// Everything mirrored about one image digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaterialRecord {
-    pub subject: String,
-    /// `registry/repo` it was found in.
-    pub repository: String,
-    pub media_type: String,
-    /// Platform manifests, when the subject is an index.
-    pub children: Vec<String>,
-    pub items: Vec<Item>,
-    pub synced_at: Timestamp,
-    /// Manifest digests of the cosign tags and referrers index this record was built from: a
-    /// re-sync that sees the same ones has nothing to fetch.
-    pub sources: BTreeMap<String, String>,
-    /// Trust material digest the items were verified with.
-    pub trust: String,
-}
-
-impl MaterialRecord {
-    /// An ETag for followers: changes whenever the record changes.
-    pub fn etag(&self) -> String {
-        let j = serde_json::to_vec(self).expect("serializable");
-        format!("\"{}\"", &super::sha256_hex(&j)[..32])
-    }
-}
+pub use crate::core::material::{Item, ItemKind, ItemStatus, MaterialRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagRecord {
