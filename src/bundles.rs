@@ -15,3 +15,9 @@ pub const SIGSTORE_PRODUCTION_TRUSTED_ROOT: &[u8] = include_bytes!("../bundles/s
 
 /// The Sigstore staging `trusted_root.json` (`--staging`).
 pub const SIGSTORE_STAGING_TRUSTED_ROOT: &[u8] = include_bytes!("../bundles/sigstore-staging-trusted_root.json");
+
+/// The demo's admission policy template (`${REGISTRY}`, `${VENDOR_KEY}` placeholders).
+pub const DEMO_POLICY: &str = include_str!("../bundles/policy/demo-policy.yaml");
+
+/// The demo's banned-package list.
+pub const DEMO_BANNED: &str = include_str!("../bundles/policy/demo-banned.yaml");

@@ -18,6 +18,24 @@
 //!   keys: [/etc/trustmirror/vendor.pub]
 //!   interval: 5m
 //!   full_recheck_interval: 1h
+//! admission:                          # optional: the HTTPS admission webhook
+//!   listen: 0.0.0.0:8443
+//!   tls:                              # either files (reloaded on change) …
+//!     cert_file: /etc/trustmirror/tls/tls.crt
+//!     key_file: /etc/trustmirror/tls/tls.key
+//!   # tls: {generate_dir: /var/run/trustmirror/tls, dns_names: [trustmirror.trustmirror-system.svc]}
+//!   policies: [/etc/trustmirror/policy/policy.yaml]   # ClusterImagePolicy / ImagePolicy documents
+//!   banned_packages: /etc/trustmirror/banned/banned.yaml
+//!   exemptions: /etc/trustmirror/exemptions/exemptions.yaml   # break-glass (ConfigMap)
+//!   trust_roots: {staging: /etc/trustmirror/staging_trusted_root.json}
+//!   failure_mode: closed              # closed: deny on internal errors; open: allow with a warning
+//!   breakglass_max: 4h
+//!   cache_ttl: 60s
+//!   timeout: 5s
+//!   max_concurrency: 256
+//!   max_body: 4194304
+//!   audit_file: /var/log/trustmirror/audit.jsonl
+//!   record_allowed: false
 //! ```
 
 use std::path::PathBuf;
@@ -35,6 +53,121 @@ pub struct Config {
     pub tuf: TufConfig,
     #[serde(default)]
     pub oci: Option<OciConfig>,
+    #[serde(default)]
+    pub admission: Option<AdmissionConfig>,
+}
+
+/// The admission webhook (`admission:` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    #[serde(default = "default_webhook_listen")]
+    pub listen: String,
+    pub tls: WebhookTls,
+    pub policies: Vec<PathBuf>,
+    #[serde(default)]
+    pub banned_packages: Option<PathBuf>,
+    #[serde(default)]
+    pub exemptions: Option<PathBuf>,
+    /// The default trust root from this file instead of the mirrored TUF repository.
+    #[serde(default)]
+    pub trusted_root: Option<PathBuf>,
+    #[serde(default)]
+    pub trust_roots: std::collections::BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+    #[serde(default = "d4h", deserialize_with = "de_duration")]
+    pub breakglass_max: Duration,
+    #[serde(default = "d60s", deserialize_with = "de_duration")]
+    pub cache_ttl: Duration,
+    #[serde(default = "d5s", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    #[serde(default = "d256")]
+    pub max_concurrency: usize,
+    #[serde(default = "d4m")]
+    pub max_body: usize,
+    #[serde(default)]
+    pub audit_file: Option<PathBuf>,
+    #[serde(default)]
+    pub record_allowed: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    #[default]
+    Closed,
+    Open,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTls {
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub generate_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+}
+
+impl WebhookTls {
+    pub fn source(&self) -> anyhow::Result<crate::admission::tls::TlsSource> {
+        use crate::admission::tls::TlsSource;
+        match (&self.cert_file, &self.key_file, &self.generate_dir) {
+            (Some(c), Some(k), None) => Ok(TlsSource::Files { cert: c.clone(), key: k.clone() }),
+            (None, None, Some(d)) => {
+                let names = if self.dns_names.is_empty() { vec!["localhost".into(), "127.0.0.1".into()] } else { self.dns_names.clone() };
+                Ok(TlsSource::Generate { dir: d.clone(), names })
+            }
+            _ => Err(anyhow::anyhow!("admission.tls: give cert_file and key_file, or generate_dir (with dns_names)")),
+        }
+    }
+}
+
+fn default_webhook_listen() -> String {
+    "0.0.0.0:8443".into()
+}
+fn d4h() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn d60s() -> Duration {
+    Duration::from_secs(60)
+}
+fn d5s() -> Duration {
+    Duration::from_secs(5)
+}
+fn d256() -> usize {
+    256
+}
+fn d4m() -> usize {
+    4 << 20
+}
+
+impl AdmissionConfig {
+    pub fn engine_options(&self) -> crate::admission::EngineOptions {
+        crate::admission::EngineOptions {
+            policy_files: self.policies.clone(),
+            banned_file: self.banned_packages.clone(),
+            exemptions_file: self.exemptions.clone(),
+            trusted_root: self.trusted_root.clone(),
+            trust_roots: self.trust_roots.clone(),
+            cache_ttl: self.cache_ttl,
+            breakglass_max: jiff::SignedDuration::try_from(self.breakglass_max).unwrap_or(jiff::SignedDuration::from_hours(4)),
+            fail_open: self.failure_mode == FailureMode::Open,
+            record_allowed: self.record_allowed,
+            audit_file: self.audit_file.clone(),
+        }
+    }
+    pub fn webhook_options(&self) -> anyhow::Result<crate::admission::server::WebhookOptions> {
+        let mut o = crate::admission::server::WebhookOptions::new(&self.listen, self.tls.source()?);
+        o.max_body = self.max_body;
+        o.max_concurrency = self.max_concurrency;
+        o.timeout = self.timeout;
+        Ok(o)
+    }
 }
 
 /// Mirroring image signatures and attestations (`oci:` section).

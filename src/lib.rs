@@ -6,6 +6,7 @@
 //! clock in, verdicts out) → `store` (the only code that touches persistent state) → `serve`
 //! (HTTP) and the CLI.
 
+pub mod admission;
 pub mod bundles;
 pub mod cli;
 pub mod config;

@@ -9,7 +9,8 @@ fn main() {
         std::process::exit(trustmirror::cli::tuf_conformance::main(&argv[2..]));
     }
     let cli = trustmirror::cli::Cli::parse();
-    trustmirror::cli::init_logging(cli.log_format);
+    let quiet = matches!(cli.cmd, trustmirror::cli::Cmd::Demo { .. });
+    trustmirror::cli::init_logging_with(cli.log_format, if quiet { "warn" } else { "info" });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(trustmirror::cli::run(cli)) {
         Ok(code) => std::process::exit(code),

@@ -1,5 +1,7 @@
 //! The `trustmirror` command line.
 
+pub mod admission;
+pub mod admission_demo;
 pub mod demo;
 pub mod mirror;
 pub mod testbed;
@@ -46,6 +48,15 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// The demo: testbed → mirror → admission webhook over HTTPS, replaying every row of the
+    /// expected-behaviour table (exit 0 only if every verdict matches).
+    Demo {
+        /// Keep the work files here (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Run the cluster service: mirror the upstream TUF repository and re-serve it.
     Serve(ServeArgs),
     /// TUF mirror operations.
@@ -61,6 +72,14 @@ pub enum Cmd {
     Verify(verify::ImageArgs),
     /// Verify an image's attestations of a predicate type (cosign verify-attestation).
     VerifyAttestation(verify::VerifyAttestationArgs),
+    /// Time-limited exemptions from enforcement (break-glass).
+    #[command(subcommand)]
+    Breakglass(admission::BreakglassCmd),
+    /// Violations per policy and namespace from the audit log (what to watch before enforcing).
+    Report(admission::ReportArgs),
+    /// Evaluate images against admission policies from the store.
+    #[command(subcommand)]
+    Policy(admission::PolicyCmd),
     /// An internal Sigstore stack on loopback (TUF, Fulcio, CT log, Rekor, TSA, OCI registry)
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
@@ -177,9 +196,14 @@ pub enum DevCmd {
 }
 
 pub fn init_logging(format: LogFormat) {
+    init_logging_with(format, "info")
+}
+
+/// As [`init_logging`], with a default filter (the demo is quiet unless TRUSTMIRROR_LOG says).
+pub fn init_logging_with(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRUSTMIRROR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("TRUSTMIRROR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -195,6 +219,10 @@ pub fn init_logging(format: LogFormat) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
+        Cmd::Demo { dir, output } => admission_demo::run(dir, output == Output::Json).await,
+        Cmd::Breakglass(c) => admission::breakglass(c),
+        Cmd::Report(a) => admission::report_cmd(a),
+        Cmd::Policy(c) => admission::policy(c),
         Cmd::Serve(a) => serve(a).await.map(|_| 0),
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
@@ -348,9 +376,25 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some(o) => Some((Arc::new(oci_mirror_from_config(store.clone(), o, clock.clone())?), o.interval)),
         None => None,
     };
-    let running = start_with(mirror, clock, &listen, t.refresh_interval, t.max_backoff, oci).await?;
+    let running = start_with(mirror, clock.clone(), &listen, t.refresh_interval, t.max_backoff, oci).await?;
     tracing::info!(url = %format!("http://{}/tuf/", running.addr), "serving the TUF mirror");
-    running.wait(a.exit_after).await
+    let webhook = match &cfg.admission {
+        Some(ac) => {
+            let engine = Arc::new(crate::admission::Engine::new(store.clone(), clock, ac.engine_options(), running.state.ingest.clone())?);
+            running.state.metrics.register(|r| engine.metrics.register(r));
+            let w = crate::admission::server::start(engine, &ac.webhook_options()?).await?;
+            if let Some(ca) = &w.ca_pem {
+                tracing::info!(ca_bundle = %base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca), "generated webhook CA (caBundle)");
+            }
+            Some(w)
+        }
+        None => None,
+    };
+    Running::wait_for_signal(a.exit_after).await;
+    if let Some(w) = webhook {
+        w.shutdown().await?;
+    }
+    running.shutdown().await
 }
 
 /// The OCI mirror of a `serve` configuration. Its trust root follows the mirrored TUF

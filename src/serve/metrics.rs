@@ -72,6 +72,11 @@ impl Metrics {
         m
     }
 
+    /// Register further metrics (admission) in the same exposition.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     pub fn record_refresh(&self, repo: &str, result: &str, requests: u64) {
         self.refreshes.get_or_create(&l(&[("repo", repo), ("result", result)])).inc();
         self.requests.get_or_create(&l(&[("repo", repo)])).inc_by(requests);

@@ -23,7 +23,8 @@
 //! | `tlog_checkpoints` | (log id, tree size) | signed checkpoint (filled by the log mirror) |
 //! | `audit_log` | sequence | JSON record (append-only) |
 //!
-//! Version 2 adds the mirrored OCI material (see [`oci`]).
+//! Version 2 adds the mirrored OCI material (see [`oci`]); version 3 break-glass exemptions and
+//! material ETags (see [`admission`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -44,15 +45,16 @@ pub const TUF_STATUS: TableDefinition<&str, &str> = TableDefinition::new("tuf_st
 pub const TLOG_CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("tlog_checkpoints");
 pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 
+pub mod admission;
 pub mod oci;
 
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
-pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2];
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3];
 
 fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(BLOBS)?;
@@ -477,7 +479,7 @@ mod tests {
             tx.commit().unwrap();
         }
         let s = Store::open(&p).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.tuf_meta("r", "root", 1).unwrap().unwrap(), b"root v1");
         assert!(s.oci_material("sha256:00").unwrap().is_none(), "the new tables exist");
     }
@@ -494,22 +496,22 @@ mod tests {
     #[test]
     fn migrations_run_in_order_once() {
         static CALLS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-        fn m2(_: &WriteTransaction) -> Result<(), StoreError> {
-            CALLS.lock().unwrap().push(2);
+        fn m3(_: &WriteTransaction) -> Result<(), StoreError> {
+            CALLS.lock().unwrap().push(3);
             Ok(())
         }
-        fn m3(tx: &WriteTransaction) -> Result<(), StoreError> {
-            CALLS.lock().unwrap().push(3);
+        fn m4(tx: &WriteTransaction) -> Result<(), StoreError> {
+            CALLS.lock().unwrap().push(4);
             tx.open_table(META)?.insert("migrated", "yes")?;
             Ok(())
         }
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("s.redb")).unwrap();
-        let migs: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, m2, m3];
-        assert_eq!(s.migrate(migs).unwrap(), 4);
-        assert_eq!(s.migrate(migs).unwrap(), 4);
-        assert_eq!(*CALLS.lock().unwrap(), vec![2, 3]);
-        assert_eq!(s.schema_version().unwrap(), 4);
+        let migs: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3, m3, m4];
+        assert_eq!(s.migrate(migs).unwrap(), 5);
+        assert_eq!(s.migrate(migs).unwrap(), 5);
+        assert_eq!(*CALLS.lock().unwrap(), vec![3, 4]);
+        assert_eq!(s.schema_version().unwrap(), 5);
     }
 
     fn target(path: &str, content: &[u8], generation: u64) -> (Vec<String>, ServedTarget, (String, Vec<u8>)) {

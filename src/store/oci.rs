@@ -88,6 +88,7 @@ impl Store {
                 idx.insert((pt, rec.subject.as_str()), ())?;
             }
             m.insert(rec.subject.as_str(), serde_json::to_string(rec).expect("serializable").as_str())?;
+            tx.open_table(super::admission::OCI_ETAGS)?.insert(rec.subject.as_str(), rec.etag().as_str())?;
         }
         tx.commit()?;
         Ok(())
