@@ -305,8 +305,12 @@ impl ImageOutcome {
     }
 }
 
+/// A cached evaluation. It expires after the TTL of wall time *and* of the engine's clock (scan
+/// ages and certificate windows are judged at the clock's now; a clock that jumps must not be
+/// answered from an evaluation made at another time).
 struct Cached {
     at: Instant,
+    at_clock: Timestamp,
     eval: Arc<Evaluation>,
 }
 
@@ -520,7 +524,8 @@ impl Engine {
         let key: [u8; 32] = h.finalize().into();
         let hit = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            c.get(&key).filter(|c| c.at.elapsed() < self.opts.cache_ttl).map(|c| c.eval.clone())
+            let ttl = SignedDuration::try_from(self.opts.cache_ttl).unwrap_or(SignedDuration::ZERO);
+            c.get(&key).filter(|c| c.at.elapsed() < self.opts.cache_ttl && now.duration_since(c.at_clock).abs() < ttl).map(|c| c.eval.clone())
         };
         let eval = match hit {
             Some(e) => {
@@ -547,7 +552,7 @@ impl Engine {
                     if c.len() >= CACHE_MAX {
                         c.clear();
                     }
-                    c.insert(key, Cached { at: Instant::now(), eval: e.clone() });
+                    c.insert(key, Cached { at: Instant::now(), at_clock: now, eval: e.clone() });
                 }
                 e
             }

@@ -37,12 +37,13 @@ pub struct LabOptions {
     pub ingest: bool,
     /// Engine options on top of the demo policy.
     pub tune: fn(&mut EngineOptions),
+    pub webhook_tune: fn(&mut WebhookOptions),
     pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl LabOptions {
     pub fn new(dir: impl AsRef<Path>) -> Self {
-        Self { dir: dir.as_ref().to_path_buf(), keep_testbed: false, ingest: false, tune: |_| {}, clock: None }
+        Self { dir: dir.as_ref().to_path_buf(), keep_testbed: false, ingest: false, tune: |_| {}, webhook_tune: |_| {}, clock: None }
     }
 }
 
@@ -125,6 +126,7 @@ impl Lab {
         };
         let mut wo = WebhookOptions::new("127.0.0.1:0", TlsSource::Generate { dir: o.dir.join("tls"), names: vec!["localhost".into(), "127.0.0.1".into()] });
         wo.poll = Duration::from_millis(500);
+        (o.webhook_tune)(&mut wo);
         let webhook = crate::admission::server::start(engine.clone(), &wo).await?;
         let ca_pem = webhook.ca_pem.clone().expect("generated");
         let client = reqwest::Client::builder()
