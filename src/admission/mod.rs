@@ -363,6 +363,11 @@ impl Engine {
         })
     }
 
+    /// Drop every cached decision (benchmarks measure cold decisions with it).
+    pub fn clear_cache(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Wait until queued audit records are written.
     pub fn flush_audit(&self) {
         self.audit.flush();
