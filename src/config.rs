@@ -159,6 +159,7 @@ impl AdmissionConfig {
             fail_open: self.failure_mode == FailureMode::Open,
             record_allowed: self.record_allowed,
             audit_file: self.audit_file.clone(),
+            require_mirror_sync: false,
         }
     }
     pub fn webhook_options(&self) -> anyhow::Result<crate::admission::server::WebhookOptions> {

@@ -64,7 +64,10 @@ async fn every_row_of_the_expected_behaviour_table() {
     assert_eq!(v["allowed"], false);
     assert!(v["status"]["message"].as_str().unwrap().contains("digest: "), "{v}");
     // An image no policy covers is denied (PolicyDefaults noMatch: enforce).
-    let a = lab.admit("prod", &["127.0.0.1:1/other/thing@sha256:0000000000000000000000000000000000000000000000000000000000000000"], None).await.unwrap();
+    let a = lab
+        .admit("prod", &["127.0.0.1:1/other/thing@sha256:0000000000000000000000000000000000000000000000000000000000000000"], None)
+        .await
+        .unwrap();
     assert!(!a.allowed && a.message.contains("no-policy"), "{}", a.message);
     lab.shutdown().await;
 }
@@ -192,7 +195,9 @@ async fn breakglass_is_scoped_time_limited_and_audited() {
     std::fs::write(&file, "exemptions:\n- namespace: payments\n  reason: ''\n").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(lab.admit("payments", &[&unsigned.deploy_ref], None).await.unwrap().allowed);
-    assert!(metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &["what=\"exemptions\"", "result=\"error\""]) >= 1.0);
+    assert!(
+        metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &["what=\"exemptions\"", "result=\"error\""]) >= 1.0
+    );
     assert!(metric(&metrics_text(&lab.engine), "trustmirror_admission_breakglass_uses", &["namespace=\"hotfix\""]) >= 2.0);
     lab.shutdown().await;
 }
@@ -277,7 +282,8 @@ async fn policy_and_banned_list_reload_and_invalidate_the_cache() {
     // A broken policy file: the previous policy stays in force.
     let pf = lab.dir.join("policy/policy.yaml");
     let orig = std::fs::read_to_string(&pf).unwrap();
-    std::fs::write(&pf, "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {images: [a], mode: loud}\n").unwrap();
+    std::fs::write(&pf, "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {images: [a], mode: loud}\n")
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!lab.admit("prod", &[&good], None).await.unwrap().allowed, "still the previous policy");
     assert!(metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &["what=\"policy\"", "result=\"error\""]) >= 1.0);
@@ -335,7 +341,8 @@ async fn hostile_requests_get_clear_errors_and_change_nothing() {
     let (st, body) = post_raw(b"{\"apiVersion\": ".to_vec()).await;
     assert_eq!(st, 400);
     assert!(body.contains("not an AdmissionReview"), "{body}");
-    let (st, body) = post_raw(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#.to_vec()).await;
+    let (st, body) =
+        post_raw(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#.to_vec()).await;
     assert_eq!(st, 400);
     assert!(body.contains("admissionReviewVersions"), "{body}");
     let (st, _) = post_raw(vec![b' '; 200 * 1024]).await;
@@ -353,7 +360,13 @@ async fn hostile_requests_get_clear_errors_and_change_nothing() {
     let v = lab.post("/validate", &review::request_for("h2", "prod", &review::pod("p", "prod", &["UPPER/Case:tag@@"]))).await.unwrap();
     assert_eq!(v["allowed"], false);
     assert!(v["status"]["message"].as_str().unwrap().contains("not a valid image reference"), "{v}");
-    let r = lab.client.post(format!("{}/validate?mode=loud", lab.url)).json(&review::request_for("h3", "prod", &review::pod("p", "prod", &["a"]))).send().await.unwrap();
+    let r = lab
+        .client
+        .post(format!("{}/validate?mode=loud", lab.url))
+        .json(&review::request_for("h3", "prod", &review::pod("p", "prod", &["a"])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // Only the decided image reached the audit log (malformed requests are not decisions).
     lab.engine.flush_audit();
@@ -384,7 +397,10 @@ async fn failures_fail_closed_or_open_as_configured() {
             }
         })
         .await;
-        let v = lab.post("/validate", &review::request_for("t1", "prod", &review::pod("p", "prod", &[&lab.scenario("good").deploy_ref]))).await.unwrap();
+        let v = lab
+            .post("/validate", &review::request_for("t1", "prod", &review::pod("p", "prod", &[&lab.scenario("good").deploy_ref])))
+            .await
+            .unwrap();
         assert_eq!(v["allowed"], open, "{v}");
         let text = if open { v["warnings"][0].as_str().unwrap().to_string() } else { v["status"]["message"].as_str().unwrap().to_string() };
         assert!(text.contains("did not decide within"), "{text}");
@@ -406,16 +422,26 @@ async fn serving_certificate_files_are_reloaded_without_restart() {
     }
     let store = Arc::new(trustmirror::store::Store::open(d.path().join("s.redb")).unwrap());
     let pol = d.path().join("p.yaml");
-    std::fs::write(&pol, "apiVersion: trustmirror.dev/v1alpha1\nkind: PolicyDefaults\nmetadata: {name: d}\nspec: {noMatch: enforce}\n").unwrap();
-    let engine =
-        Arc::new(Engine::new(store, Arc::new(trustmirror::core::clock::SystemClock), EngineOptions { policy_files: vec![pol], ..Default::default() }, None).unwrap());
+    std::fs::write(&pol, "apiVersion: trustmirror.dev/v1alpha1\nkind: PolicyDefaults\nmetadata: {name: d}\nspec: {noMatch: enforce}\n")
+        .unwrap();
+    let engine = Arc::new(
+        Engine::new(
+            store,
+            Arc::new(trustmirror::core::clock::SystemClock),
+            EngineOptions { policy_files: vec![pol], ..Default::default() },
+            None,
+        )
+        .unwrap(),
+    );
     let mut o = trustmirror::admission::server::WebhookOptions::new(
         "127.0.0.1:0",
         trustmirror::admission::tls::TlsSource::Files { cert: live.join("tls.crt"), key: live.join("tls.key") },
     );
     o.poll = Duration::from_millis(300);
     let w = trustmirror::admission::server::start(engine, &o).await.unwrap();
-    let client = |ca: &str| reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()).no_proxy().build().unwrap();
+    let client = |ca: &str| {
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()).no_proxy().build().unwrap()
+    };
     let url = format!("https://127.0.0.1:{}/healthz", w.addr.port());
     assert!(client(&ca_a).get(&url).send().await.is_ok());
     assert!(client(&ca_b).get(&url).send().await.is_err(), "CA b does not yet vouch for the server");
@@ -468,7 +494,13 @@ spec:
     let check = |yaml: String| {
         let p = d.path().join(format!("cip-{}.yaml", rand::random::<u32>()));
         std::fs::write(&p, yaml).unwrap();
-        let e = Engine::new(lab.store.clone(), Arc::new(trustmirror::core::clock::SystemClock), EngineOptions { policy_files: vec![p], ..Default::default() }, None).unwrap();
+        let e = Engine::new(
+            lab.store.clone(),
+            Arc::new(trustmirror::core::clock::SystemClock),
+            EngineOptions { policy_files: vec![p], ..Default::default() },
+            None,
+        )
+        .unwrap();
         e.decide_image("prod", &good, None)
     };
     let o = check(cip("SPDX-2.3", 1));

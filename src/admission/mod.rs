@@ -60,6 +60,9 @@ pub struct EngineOptions {
     pub record_allowed: bool,
     /// Append JSON audit records to this file (`-`: standard output).
     pub audit_file: Option<PathBuf>,
+    /// Not ready until the OCI mirror has synced at least one repository (a fresh replica would
+    /// otherwise deny everything it has not mirrored yet).
+    pub require_mirror_sync: bool,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +78,7 @@ impl Default for EngineOptions {
             fail_open: false,
             record_allowed: false,
             audit_file: None,
+            require_mirror_sync: false,
         }
     }
 }
@@ -237,14 +241,21 @@ impl TrustSource {
         st.0 = Some(Instant::now());
         let key = match &self.explicit {
             Some(p) => std::fs::metadata(p).and_then(|m| m.modified()).map(|m| format!("{m:?}")).unwrap_or_default(),
-            None => self.store.tuf_targets("default").ok().and_then(|t| t.get("trusted_root.json").map(|t| t.sha256.clone())).unwrap_or_default(),
+            None => self
+                .store
+                .tuf_targets("default")
+                .ok()
+                .and_then(|t| t.get("trusted_root.json").map(|t| t.sha256.clone()))
+                .unwrap_or_default(),
         };
         if key == st.1 && !key.is_empty() {
             return st.2.clone();
         }
         let mut ts = TrustStore::default();
         let default = match &self.explicit {
-            Some(p) => std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| TrustedMaterial::from_json("default", &b).map_err(|e| e.to_string())),
+            Some(p) => std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| TrustedMaterial::from_json("default", &b).map_err(|e| e.to_string())),
             None => match self.store.tuf_targets("default").ok().and_then(|t| t.get("trusted_root.json").cloned()) {
                 Some(t) => match self.store.blob(&t.sha256) {
                     Ok(Some(b)) => TrustedMaterial::from_json("default", &b).map_err(|e| e.to_string()),
@@ -258,7 +269,8 @@ impl TrustSource {
             Err(e) => tracing::warn!(error = %e, "admission: no default trust root"),
         }
         for (name, p) in &self.extra {
-            match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| TrustedMaterial::from_json(name, &b).map_err(|e| e.to_string())) {
+            match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| TrustedMaterial::from_json(name, &b).map_err(|e| e.to_string()))
+            {
                 Ok(tm) => ts.insert(tm),
                 Err(e) => tracing::warn!(root = %name, error = %e, "admission: trust root unusable"),
             }
@@ -422,10 +434,15 @@ impl Engine {
         }
     }
 
-    /// Ready: a policy is loaded and the default trust root is usable.
+    /// Ready: a policy is loaded, the default trust root is usable, and (when required) the OCI
+    /// mirror has synced.
     pub fn ready(&self) -> Result<(), String> {
         let t = self.trust.get();
-        t.get("default").map(|_| ()).map_err(|_| "no default trust root yet (the TUF mirror holds no trusted_root.json)".into())
+        t.get("default").map_err(|_| "no default trust root yet (the TUF mirror holds no trusted_root.json)".to_string())?;
+        if self.opts.require_mirror_sync && self.store.oci_repos_synced().map_err(|e| e.to_string())? == 0 {
+            return Err("the OCI mirror has not completed a sync yet".into());
+        }
+        Ok(())
     }
 
     fn store_exemptions(&self) -> Arc<Vec<Exemption>> {
@@ -522,7 +539,14 @@ impl Engine {
             }
         };
         let mut h = Sha256::new();
-        for part in [out.repository.as_str(), out.digest.as_deref().unwrap_or(image), if out.by_tag { "t" } else { "d" }, etag.as_deref().unwrap_or("-"), &policy.version, &trust.digest()] {
+        for part in [
+            out.repository.as_str(),
+            out.digest.as_deref().unwrap_or(image),
+            if out.by_tag { "t" } else { "d" },
+            etag.as_deref().unwrap_or("-"),
+            &policy.version,
+            &trust.digest(),
+        ] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -530,7 +554,9 @@ impl Engine {
         let hit = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let ttl = SignedDuration::try_from(self.opts.cache_ttl).unwrap_or(SignedDuration::ZERO);
-            c.get(&key).filter(|c| c.at.elapsed() < self.opts.cache_ttl && now.duration_since(c.at_clock).abs() < ttl).map(|c| c.eval.clone())
+            c.get(&key)
+                .filter(|c| c.at.elapsed() < self.opts.cache_ttl && now.duration_since(c.at_clock).abs() < ttl)
+                .map(|c| c.eval.clone())
         };
         let eval = match hit {
             Some(e) => {
@@ -576,7 +602,13 @@ impl Engine {
     }
 
     fn facts(&self, image: &str, o: &ImageOutcome, has_material: bool) -> Result<Facts, crate::store::StoreError> {
-        let mut f = Facts { reference: image.to_string(), repository: o.repository.clone(), digest: o.digest.clone(), by_tag: o.by_tag, ..Default::default() };
+        let mut f = Facts {
+            reference: image.to_string(),
+            repository: o.repository.clone(),
+            digest: o.digest.clone(),
+            by_tag: o.by_tag,
+            ..Default::default()
+        };
         if !has_material {
             return Ok(f);
         }
@@ -636,8 +668,12 @@ impl Engine {
         if refs.is_empty() {
             return Response::allow(&req.uid);
         }
-        let namespace =
-            req.namespace.clone().filter(|n| !n.is_empty()).or_else(|| object["metadata"]["namespace"].as_str().map(str::to_string)).unwrap_or_else(|| "default".into());
+        let namespace = req
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| object["metadata"]["namespace"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "default".into());
         let mut decided: BTreeMap<&str, ImageOutcome> = BTreeMap::new();
         for r in &refs {
             if !decided.contains_key(r.image.as_str()) {
@@ -676,7 +712,12 @@ impl Engine {
                 let policy_label = v.policy.as_str();
                 self.metrics
                     .violations
-                    .get_or_create(&l(&[("policy", policy_label), ("property", v.property.as_str()), ("namespace", namespace), ("mode", mode_str(v.mode))]))
+                    .get_or_create(&l(&[
+                        ("policy", policy_label),
+                        ("property", v.property.as_str()),
+                        ("namespace", namespace),
+                        ("mode", mode_str(v.mode)),
+                    ]))
                     .inc();
             }
             let enforced: Vec<&Violation> = o.enforced().collect();
@@ -696,7 +737,8 @@ impl Engine {
                         ));
                     }
                     None => {
-                        let why: Vec<String> = enforced.iter().map(|v| format!("[{}] {}: {}", v.policy, v.property.as_str(), v.message)).collect();
+                        let why: Vec<String> =
+                            enforced.iter().map(|v| format!("[{}] {}: {}", v.policy, v.property.as_str(), v.message)).collect();
                         denials.push(format!("{} {shown}: {}", r.container, why.join("; ")));
                     }
                 }
@@ -707,7 +749,10 @@ impl Engine {
             let allowed = enforced.is_empty() || exemption.is_some();
             let policies = if o.policies.is_empty() { vec!["(none)".to_string()] } else { o.policies.clone() };
             for p in &policies {
-                self.metrics.images.get_or_create(&l(&[("verdict", if allowed { "allowed" } else { "denied" }), ("namespace", namespace), ("policy", p)])).inc();
+                self.metrics
+                    .images
+                    .get_or_create(&l(&[("verdict", if allowed { "allowed" } else { "denied" }), ("namespace", namespace), ("policy", p)]))
+                    .inc();
             }
             if o.violations.is_empty() && exemption.is_none() && !self.opts.record_allowed {
                 continue;
@@ -732,7 +777,9 @@ impl Engine {
         {
             return Response::deny(
                 &req.uid,
-                format!("trustmirror: {object}: a break-glass exemption applies but its use could not be recorded in the audit log ({e}); denying"),
+                format!(
+                    "trustmirror: {object}: a break-glass exemption applies but its use could not be recorded in the audit log ({e}); denying"
+                ),
             );
         }
         self.audit.send(records);
@@ -796,7 +843,11 @@ pub mod audit {
             let file = match path {
                 Some(p) if p.as_os_str() == "-" => Some(Arc::new(Out::Stdout)),
                 Some(p) => Some(Arc::new(Out::File(std::sync::Mutex::new(
-                    std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| anyhow::anyhow!("audit log {}: {e}", p.display()))?,
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&p)
+                        .map_err(|e| anyhow::anyhow!("audit log {}: {e}", p.display()))?,
                 )))),
                 None => None,
             };
@@ -874,6 +925,9 @@ pub mod audit {
     }
 }
 
+/// property → mode → count
+pub type ByProperty = BTreeMap<String, BTreeMap<String, u64>>;
+
 /// The violations summary `trustmirror report` prints: per (policy, namespace), counts by mode.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -882,7 +936,7 @@ pub struct Report {
     pub denied: usize,
     pub breakglass_uses: usize,
     /// (policy, namespace) → property → mode → count
-    pub violations: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>>,
+    pub violations: BTreeMap<String, BTreeMap<String, ByProperty>>,
     /// Images with the most violations.
     pub top_images: Vec<(String, u64)>,
 }

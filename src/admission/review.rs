@@ -122,7 +122,9 @@ pub fn object_name(req: &Request) -> String {
         .name
         .clone()
         .filter(|n| !n.is_empty())
-        .or_else(|| req.object.as_ref().and_then(|o| o["metadata"]["name"].as_str().or(o["metadata"]["generateName"].as_str()).map(str::to_string)))
+        .or_else(|| {
+            req.object.as_ref().and_then(|o| o["metadata"]["name"].as_str().or(o["metadata"]["generateName"].as_str()).map(str::to_string))
+        })
         .unwrap_or_else(|| "?".into());
     format!("{}/{}", req.kind.kind, name)
 }
@@ -245,7 +247,10 @@ mod tests {
         let pod = json!({"spec": spec});
         let got = images("Pod", &pod).unwrap();
         assert_eq!(got.len(), 4);
-        assert_eq!(got[0], ImageRef { path: "/spec/initContainers/0/image".into(), container: "initContainers[i]".into(), image: "r/init:1".into() });
+        assert_eq!(
+            got[0],
+            ImageRef { path: "/spec/initContainers/0/image".into(), container: "initContainers[i]".into(), image: "r/init:1".into() }
+        );
         assert_eq!(got[3].path, "/spec/ephemeralContainers/0/image");
         let dep = json!({"spec": {"template": {"spec": spec}}});
         for k in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"] {
@@ -276,11 +281,20 @@ mod tests {
     #[test]
     fn hostile_reviews_are_refused_with_reasons() {
         assert!(parse(b"{").unwrap_err().contains("not an AdmissionReview"));
-        assert!(parse(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#).unwrap_err().contains("v1beta1"));
+        assert!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
+                .unwrap_err()
+                .contains("v1beta1")
+        );
         assert!(parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).unwrap_err().contains("no request"));
-        assert!(parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#).unwrap_err().contains("no uid"));
+        assert!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#).unwrap_err().contains("no uid")
+        );
         let r = parse(serde_json::to_vec(&request_for("u1", "prod", &pod("p", "prod", &["r/a:1"]))).unwrap().as_slice()).unwrap();
-        assert_eq!((r.uid.as_str(), r.namespace.as_deref(), r.kind.kind.as_str(), r.operation.as_str()), ("u1", Some("prod"), "Pod", "CREATE"));
+        assert_eq!(
+            (r.uid.as_str(), r.namespace.as_deref(), r.kind.kind.as_str(), r.operation.as_str()),
+            ("u1", Some("prod"), "Pod", "CREATE")
+        );
         assert_eq!(object_name(&r), "Pod/p");
     }
 }

@@ -36,7 +36,14 @@ pub struct WebhookOptions {
 
 impl WebhookOptions {
     pub fn new(listen: &str, tls: TlsSource) -> Self {
-        Self { listen: listen.into(), tls, max_body: 4 << 20, max_concurrency: 256, timeout: Duration::from_secs(5), poll: Duration::from_secs(10) }
+        Self {
+            listen: listen.into(),
+            tls,
+            max_body: 4 << 20,
+            max_concurrency: 256,
+            timeout: Duration::from_secs(5),
+            poll: Duration::from_secs(10),
+        }
     }
 }
 
@@ -67,7 +74,11 @@ async fn handle(ctx: Ctx, endpoint: Endpoint, q: Q, body: Bytes) -> Response {
     let req = match review::parse(&body) {
         Ok(r) => r,
         Err(e) => {
-            ctx.engine.metrics.reviews.get_or_create(&vec![("endpoint".into(), endpoint.as_str().into()), ("verdict".into(), "bad-request".into())]).inc();
+            ctx.engine
+                .metrics
+                .reviews
+                .get_or_create(&vec![("endpoint".into(), endpoint.as_str().into()), ("verdict".into(), "bad-request".into())])
+                .inc();
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
@@ -85,7 +96,10 @@ async fn handle(ctx: Ctx, endpoint: Endpoint, q: Q, body: Bytes) -> Response {
             &ctx.engine,
             &uid,
             endpoint,
-            format!("trustmirror did not decide within {:?} ({nimages} image(s)); the webhook is overloaded or the store is slow", ctx.timeout),
+            format!(
+                "trustmirror did not decide within {:?} ({nimages} image(s)); the webhook is overloaded or the store is slow",
+                ctx.timeout
+            ),
         ),
     };
     json(StatusCode::OK, answer.to_review())
@@ -110,7 +124,10 @@ fn failure(engine: &Engine, uid: &str, endpoint: Endpoint, why: String) -> Answe
 pub fn router(engine: Arc<Engine>, o: &WebhookOptions) -> Router {
     let ctx = Ctx { engine, slots: Arc::new(tokio::sync::Semaphore::new(o.max_concurrency.max(1))), timeout: o.timeout };
     Router::new()
-        .route("/validate", post(|State(c): State<Ctx>, Query(q): Query<Q>, b: Bytes| async move { handle(c, Endpoint::Validate, q, b).await }))
+        .route(
+            "/validate",
+            post(|State(c): State<Ctx>, Query(q): Query<Q>, b: Bytes| async move { handle(c, Endpoint::Validate, q, b).await }),
+        )
         .route("/mutate", post(|State(c): State<Ctx>, Query(q): Query<Q>, b: Bytes| async move { handle(c, Endpoint::Mutate, q, b).await }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(

@@ -7,16 +7,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
 pub enum TlsSource {
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Generate into `dir` (`ca.crt`, `tls.crt`, `tls.key`) for these DNS names / IPs.
-    Generate { dir: PathBuf, names: Vec<String> },
+    Generate {
+        dir: PathBuf,
+        names: Vec<String>,
+    },
 }
 
 impl TlsSource {
@@ -88,7 +96,10 @@ fn still_valid(pem: &[u8], names: &[String]) -> bool {
     if not_after < jiff::Timestamp::now().as_second() + 30 * 86400 {
         return false;
     }
-    let text = String::from_utf8_lossy(&c.tbs_certificate.extensions.iter().flatten().flat_map(|e| e.extn_value.as_bytes().to_vec()).collect::<Vec<u8>>()).into_owned();
+    let text = String::from_utf8_lossy(
+        &c.tbs_certificate.extensions.iter().flatten().flat_map(|e| e.extn_value.as_bytes().to_vec()).collect::<Vec<u8>>(),
+    )
+    .into_owned();
     names.iter().all(|n| n.parse::<std::net::IpAddr>().is_ok() || text.contains(n.as_str()))
 }
 

@@ -37,7 +37,10 @@ fn fingerprint(files: &[PathBuf]) -> Vec<u8> {
 /// Call `on_change` (on a blocking thread) whenever the content of any of `files` changes.
 pub fn watch(files: Vec<PathBuf>, poll: Duration, on_change: impl Fn() + Send + Sync + 'static) -> Watch {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
-    let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })).collect();
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }))
+        .collect();
     dirs.sort();
     dirs.dedup();
     let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {

@@ -114,7 +114,12 @@ pub fn breakglass(c: BreakglassCmd) -> anyhow::Result<i32> {
                 revoked: false,
             };
             let id = s.exemption_add(e.clone())?;
-            println!("break-glass exemption #{id} for {} until {} ({}): every use is audit-logged", scope(&e.scope), e.expires_at, e.reason);
+            println!(
+                "break-glass exemption #{id} for {} until {} ({}): every use is audit-logged",
+                scope(&e.scope),
+                e.expires_at,
+                e.reason
+            );
             Ok(0)
         }
         BreakglassCmd::List { store, output } => {
@@ -206,7 +211,13 @@ pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
         let o = engine.decide_image(&namespace, i, None);
         denied |= o.enforced().next().is_some();
         if output == Output::Text {
-            let verdict = if o.enforced().next().is_some() { "DENY" } else if o.violations.is_empty() { "ALLOW" } else { "ALLOW (with violations)" };
+            let verdict = if o.enforced().next().is_some() {
+                "DENY"
+            } else if o.violations.is_empty() {
+                "ALLOW"
+            } else {
+                "ALLOW (with violations)"
+            };
             println!("{verdict:<8} {i}{}", o.digest.as_ref().filter(|_| o.by_tag).map(|d| format!(" → {d}")).unwrap_or_default());
             println!("         policies: {}", if o.policies.is_empty() { "(none)".into() } else { o.policies.join(", ") });
             for v in &o.violations {

@@ -83,19 +83,33 @@ impl Lab {
         let store = Arc::new(Store::open(o.dir.join("store.redb"))?);
         let clock: Arc<dyn Clock> = o.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let root = std::fs::read(&tb.env["TUF_ROOT"])?;
-        let tuf = crate::cli::mirror_for(store.clone(), "default", &tb.env["TUF_URL"], Some(root), None, Duration::from_secs(3600), clock.clone())?;
+        let tuf = crate::cli::mirror_for(
+            store.clone(),
+            "default",
+            &tb.env["TUF_URL"],
+            Some(root),
+            None,
+            Duration::from_secs(3600),
+            clock.clone(),
+        )?;
         tuf.refresh().await.map_err(|e| anyhow!("mirroring the testbed's TUF repository: {e}"))?;
         let vendor_pem = std::fs::read_to_string(&tb.env["VENDOR_COSIGN_PUB"])?;
         let cfg = OciMirrorConfig {
             images: vec![format!("{registry}/**")],
-            registry: RegistryOptions { insecure_hosts: vec![registry.clone()], timeout: Some(Duration::from_secs(5)), ..Default::default() },
+            registry: RegistryOptions {
+                insecure_hosts: vec![registry.clone()],
+                timeout: Some(Duration::from_secs(5)),
+                ..Default::default()
+            },
             keys: crate::cli::mirror::key_list(&[PathBuf::from(&tb.env["VENDOR_COSIGN_PUB"])])?,
             retries: 1,
             op_timeout: Duration::from_secs(10),
             ..Default::default()
         };
         let st = store.clone();
-        let trust = move || crate::cli::mirror::trust_material(&st, None).unwrap_or_else(|_| crate::core::verify::TrustedMaterial::production_arc());
+        let trust = move || {
+            crate::cli::mirror::trust_material(&st, None).unwrap_or_else(|_| crate::core::verify::TrustedMaterial::production_arc())
+        };
         let oci = Arc::new(OciMirror::new(store.clone(), cfg, clock.clone(), Arc::new(trust)));
         let sync = oci.sync().await;
         if !sync.errors.is_empty() {
@@ -124,7 +138,10 @@ impl Lab {
             tb.shutdown().await;
             None
         };
-        let mut wo = WebhookOptions::new("127.0.0.1:0", TlsSource::Generate { dir: o.dir.join("tls"), names: vec!["localhost".into(), "127.0.0.1".into()] });
+        let mut wo = WebhookOptions::new(
+            "127.0.0.1:0",
+            TlsSource::Generate { dir: o.dir.join("tls"), names: vec!["localhost".into(), "127.0.0.1".into()] },
+        );
         wo.poll = Duration::from_millis(500);
         (o.webhook_tune)(&mut wo);
         let webhook = crate::admission::server::start(engine.clone(), &wo).await?;
@@ -179,7 +196,12 @@ impl Lab {
         let mut mutated = vec![];
         if let Some(p) = m["patch"].as_str() {
             apply_patch(&mut pod, p).map_err(|e| anyhow!(e))?;
-            mutated = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["image"].as_str().map(str::to_string)).collect();
+            mutated = pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["image"].as_str().map(str::to_string))
+                .collect();
         }
         let v = self.post(&format!("/validate{q}"), &review::request_for(&uid, namespace, &pod)).await?;
         Ok(Admitted {
@@ -311,15 +333,23 @@ pub async fn replay(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         rows.push(Row { scenario: name.into(), expected, verdict: verdict(&a), reason: clip(&reason, 92), ok, ms });
 
         if s.expected == "deny-unless-breakglass" {
-            let id = lab.breakglass(&s.digest, "INC-4711 emergency rollback of myorg/app to v1.0.9-hotfix", SignedDuration::from_hours(2))?;
+            let id =
+                lab.breakglass(&s.digest, "INC-4711 emergency rollback of myorg/app to v1.0.9-hotfix", SignedDuration::from_hours(2))?;
             let a = lab.admit(ns, &[&s.deploy_ref], None).await?;
             let used = a.warnings.iter().any(|w| w.contains(&format!("break-glass exemption #{id}")));
-            let audited = lab.store.audit_since(Timestamp::UNIX_EPOCH)?.iter().any(|r| r.exemption == Some(id) && r.digest.as_deref() == Some(s.digest.as_str()));
+            let audited = lab
+                .store
+                .audit_since(Timestamp::UNIX_EPOCH)?
+                .iter()
+                .any(|r| r.exemption == Some(id) && r.digest.as_deref() == Some(s.digest.as_str()));
             rows.push(Row {
                 scenario: "rollback-unsigned + break-glass".into(),
                 expected: "allowed, audit-logged".into(),
                 verdict: verdict(&a),
-                reason: clip(&format!("exemption #{id} (2 h, reason given); use recorded in the audit log: {}", if audited { "yes" } else { "NO" }), 92),
+                reason: clip(
+                    &format!("exemption #{id} (2 h, reason given); use recorded in the audit log: {}", if audited { "yes" } else { "NO" }),
+                    92,
+                ),
                 ok: a.allowed && used && audited,
                 ms: a.elapsed.as_secs_f64() * 1e3,
             });
@@ -332,7 +362,13 @@ pub async fn replay(lab: &Lab) -> anyhow::Result<Vec<Row>> {
         scenario: "unsigned, warn-mode namespace".into(),
         expected: "allowed with warning".into(),
         verdict: verdict(&a),
-        reason: clip(a.warnings.first().map(|w| w.split_once(": [").and_then(|(_, r)| r.split_once("] ")).map(|x| x.1).unwrap_or(w)).unwrap_or("no warning"), 92),
+        reason: clip(
+            a.warnings
+                .first()
+                .map(|w| w.split_once(": [").and_then(|(_, r)| r.split_once("] ")).map(|x| x.1).unwrap_or(w))
+                .unwrap_or("no warning"),
+            92,
+        ),
         ok: a.allowed && a.warnings.iter().any(|w| w.contains("signature")),
         ms: a.elapsed.as_secs_f64() * 1e3,
     });
@@ -357,14 +393,20 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let lab = Lab::up(LabOptions::new(&dir)).await?;
     let s = &lab.sync;
     if !json {
-        println!("  testbed   TUF, Fulcio + CT log, Rekor, TSA, docker-registry with the scenario images on 127.0.0.1 ({:.1?})", lab.testbed_time);
+        println!(
+            "  testbed   TUF, Fulcio + CT log, Rekor, TSA, docker-registry with the scenario images on 127.0.0.1 ({:.1?})",
+            lab.testbed_time
+        );
         println!(
             "  mirrored  TUF repository (trusted_root.json) and {} image digests, {} signatures/attestations verified, {} rejected ({:.1?})",
             s.digests_ingested, s.items_verified, s.items_rejected, lab.mirror_time
         );
         println!("  stopped   the testbed: registry, TUF, Rekor and Fulcio are gone — every decision below comes from the store");
         println!("  webhook   {}/validate and /mutate (TLS, CA {})", lab.url, dir.join("tls/ca.crt").display());
-        println!("  policy    {} (myorg/**: identity, SLSA L3, SBOM + banned list, CVEs, base image, digest; vendor/**: key)\n", dir.join("policy/policy.yaml").display());
+        println!(
+            "  policy    {} (myorg/**: identity, SLSA L3, SBOM + banned list, CVEs, base image, digest; vendor/**: key)\n",
+            dir.join("policy/policy.yaml").display()
+        );
     }
     let rows = replay(&lab).await?;
     let ok = rows.iter().all(|r| r.ok);
@@ -373,7 +415,15 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     } else {
         println!("{:<32} {:<26} {:<18} {:>6}  REASON", "SCENARIO", "EXPECTED", "VERDICT", "MS");
         for r in &rows {
-            println!("{:<32} {:<26} {:<18} {:>6.1}  {}{}", r.scenario, r.expected, r.verdict, r.ms, if r.ok { "" } else { "MISMATCH: " }, r.reason);
+            println!(
+                "{:<32} {:<26} {:<18} {:>6.1}  {}{}",
+                r.scenario,
+                r.expected,
+                r.verdict,
+                r.ms,
+                if r.ok { "" } else { "MISMATCH: " },
+                r.reason
+            );
         }
         lab.engine.flush_audit();
         let audit = lab.store.audit_since(Timestamp::UNIX_EPOCH)?;

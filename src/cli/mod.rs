@@ -380,7 +380,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(url = %format!("http://{}/tuf/", running.addr), "serving the TUF mirror");
     let webhook = match &cfg.admission {
         Some(ac) => {
-            let engine = Arc::new(crate::admission::Engine::new(store.clone(), clock, ac.engine_options(), running.state.ingest.clone())?);
+            let mut eo = ac.engine_options();
+            eo.require_mirror_sync = cfg.oci.is_some();
+            let engine = Arc::new(crate::admission::Engine::new(store.clone(), clock, eo, running.state.ingest.clone())?);
             running.state.metrics.register(|r| engine.metrics.register(r));
             let w = crate::admission::server::start(engine, &ac.webhook_options()?).await?;
             if let Some(ca) = &w.ca_pem {

@@ -76,4 +76,3 @@ impl MaterialRecord {
         format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&j))[..32])
     }
 }
-

@@ -2,7 +2,7 @@
 pub mod clock;
 pub mod cosign;
 pub mod material;
-pub mod policy;
 pub mod merkle;
+pub mod policy;
 pub mod tuf;
 pub mod verify;

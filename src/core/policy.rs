@@ -26,8 +26,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::core::cosign::{check_simple_signing, predicate_type_for};
-use crate::core::verify::{Authority, IdentityPolicy, Matcher, Subject, TrustStore, Verified, verify_bundle};
 use crate::core::material::{ItemKind, ItemStatus, MaterialRecord};
+use crate::core::verify::{Authority, IdentityPolicy, Matcher, Subject, TrustStore, Verified, verify_bundle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -189,7 +189,9 @@ impl BannedList {
     fn hit(&self, name: &str, purl: &str) -> Option<&Banned> {
         self.banned.iter().find(|b| {
             b.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
-                || b.purl.as_deref().is_some_and(|p| !purl.is_empty() && (purl == p || purl.starts_with(&format!("{p}@")) || purl.starts_with(&format!("{p}?"))))
+                || b.purl.as_deref().is_some_and(|p| {
+                    !purl.is_empty() && (purl == p || purl.starts_with(&format!("{p}@")) || purl.starts_with(&format!("{p}?")))
+                })
         })
     }
 }
@@ -302,7 +304,10 @@ fn parse_authorities(spec: &Value, policy: &str) -> Result<Vec<NamedAuthority>, 
                 if p.issuer.is_none() || p.san.is_none() {
                     return Err(format!("{policy}/{name}: identity {j} needs issuer(RegExp) and subject(RegExp)"));
                 }
-                out.push(NamedAuthority { name: if ids.len() == 1 { name.clone() } else { format!("{name}[{j}]") }, authority: Authority::Keyless(p) });
+                out.push(NamedAuthority {
+                    name: if ids.len() == 1 { name.clone() } else { format!("{name}[{j}]") },
+                    authority: Authority::Keyless(p),
+                });
             }
         } else if a.get("static").is_some() {
             return Err(format!("{policy}/{name}: static authorities are not supported"));
@@ -364,7 +369,9 @@ impl PolicySet {
                     let pt = a["predicateType"].as_str().ok_or_else(|| format!("{name}: attestation without predicateType"))?;
                     let rego = match a["policy"]["type"].as_str() {
                         None => None,
-                        Some("rego") => Some(a["policy"]["data"].as_str().ok_or_else(|| format!("{name}: rego policy without data"))?.to_string()),
+                        Some("rego") => {
+                            Some(a["policy"]["data"].as_str().ok_or_else(|| format!("{name}: rego policy without data"))?.to_string())
+                        }
                         Some(t) => return Err(format!("{name}: attestation policy type {t:?} is not supported (rego is)")),
                     };
                     Ok(AttestationReq { name: a["name"].as_str().unwrap_or(pt).to_string(), predicate_type: predicate_type_for(pt), rego })
@@ -378,15 +385,28 @@ impl PolicySet {
             let mut namespace_modes = BTreeMap::new();
             if let Some(m) = spec["namespaces"].as_object() {
                 for (ns, v) in m {
-                    namespace_modes.insert(ns.clone(), mode_of(v).map_err(|e| format!("{name}: namespace {ns}: {e}"))?.unwrap_or(Mode::Enforce));
+                    namespace_modes
+                        .insert(ns.clone(), mode_of(v).map_err(|e| format!("{name}: namespace {ns}: {e}"))?.unwrap_or(Mode::Enforce));
                 }
             }
             let provenance = spec.get("provenance").filter(|p| !p.is_null()).map(|p| ProvenanceReq {
                 min_level: p["minLevel"].as_u64().unwrap_or(0) as u8,
-                builders: p["builders"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0) as u8)).collect()).unwrap_or_default(),
-                build_types: p["buildTypes"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
-                source_repositories: p["sourceRepositories"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
-                source_refs: p["sourceRefs"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+                builders: p["builders"]
+                    .as_object()
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0) as u8)).collect())
+                    .unwrap_or_default(),
+                build_types: p["buildTypes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+                source_repositories: p["sourceRepositories"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+                source_refs: p["sourceRefs"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
             });
             let vulnerabilities = match spec.get("vulnerabilities").filter(|v| !v.is_null()) {
                 None => None,
@@ -413,8 +433,16 @@ impl PolicySet {
                 provenance,
                 sbom_required: spec["sbom"]["required"].as_bool().unwrap_or(false),
                 vulnerabilities,
-                base_images: spec.get("baseImages").filter(|v| !v.is_null()).map(|b| globs(&b["approved"], &format!("{name}.baseImages"))).transpose()?,
-                registries: spec.get("registries").filter(|v| !v.is_null()).map(|r| globs(&r["allowed"], &format!("{name}.registries"))).transpose()?,
+                base_images: spec
+                    .get("baseImages")
+                    .filter(|v| !v.is_null())
+                    .map(|b| globs(&b["approved"], &format!("{name}.baseImages")))
+                    .transpose()?,
+                registries: spec
+                    .get("registries")
+                    .filter(|v| !v.is_null())
+                    .map(|r| globs(&r["allowed"], &format!("{name}.registries")))
+                    .transpose()?,
                 require_digest: spec["requireDigest"].as_bool().unwrap_or(false),
             });
         }
@@ -465,7 +493,8 @@ impl PolicySet {
     }
 
     fn evaluate_one(&self, p: &Policy, trust: &TrustStore, facts: &Facts, now: Timestamp, ev: &mut Evaluation) {
-        let mut fail = |property: Property, message: String| ev.violations.push(Violation { policy: p.name.clone(), property, message, mode: p.mode });
+        let mut fail =
+            |property: Property, message: String| ev.violations.push(Violation { policy: p.name.clone(), property, message, mode: p.mode });
         if let Some(allowed) = &p.registries
             && !allowed.iter().any(|g| g.matches(&facts.repository))
         {
@@ -503,7 +532,8 @@ impl PolicySet {
             for item in material.items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)) {
                 let res = match item.kind {
                     ItemKind::Signature => match (blob(&item.bundle), blob(&item.payload)) {
-                        (Some(b), Some(pl)) => verify_bundle(&tm, b, Subject::Blob(pl), &a.authority, now).and_then(|v| check_simple_signing(pl, &digest).map(|_| v)),
+                        (Some(b), Some(pl)) => verify_bundle(&tm, b, Subject::Blob(pl), &a.authority, now)
+                            .and_then(|v| check_simple_signing(pl, &digest).map(|_| v)),
                         _ => continue,
                     },
                     ItemKind::Bundle if item.predicate_type.is_none() => match blob(&item.bundle) {
@@ -524,7 +554,11 @@ impl PolicySet {
                 signed_by.push((a.name.clone(), v));
             }
         }
-        let sig_items = material.items.iter().filter(|i| i.kind == ItemKind::Signature || (i.kind == ItemKind::Bundle && i.predicate_type.is_none())).count();
+        let sig_items = material
+            .items
+            .iter()
+            .filter(|i| i.kind == ItemKind::Signature || (i.kind == ItemKind::Bundle && i.predicate_type.is_none()))
+            .count();
         if !p.authorities.is_empty() && signed_by.len() < p.threshold {
             let msg = if sig_items == 0 {
                 format!("{digest} is not signed")
@@ -543,7 +577,9 @@ impl PolicySet {
         let attested = |types: &[&str]| -> Vec<(String, Value)> {
             let mut out = vec![];
             for item in material.items.iter().filter(|i| matches!(i.kind, ItemKind::Attestation | ItemKind::Bundle)) {
-                if !item.predicate_type.as_deref().is_some_and(|t| types.contains(&t)) || !matches!(item.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey) {
+                if !item.predicate_type.as_deref().is_some_and(|t| types.contains(&t))
+                    || !matches!(item.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)
+                {
                     continue;
                 }
                 let Some(b) = blob(&item.bundle) else { continue };
@@ -562,13 +598,19 @@ impl PolicySet {
         for req in &p.attestations {
             let found = attested(&[req.predicate_type.as_str()]);
             if found.is_empty() {
-                fail(Property::Attestation, format!("attestation {:?} ({}) is missing or not signed by an authority", req.name, req.predicate_type));
+                fail(
+                    Property::Attestation,
+                    format!("attestation {:?} ({}) is missing or not signed by an authority", req.name, req.predicate_type),
+                );
                 continue;
             }
             if let Some(rego) = &req.rego {
                 let ok = found.iter().any(|(pt, pred)| rego_compliant(rego, pt, pred).unwrap_or(false));
                 if !ok {
-                    fail(Property::Attestation, format!("attestation {:?}: no {} attestation satisfies the policy", req.name, req.predicate_type));
+                    fail(
+                        Property::Attestation,
+                        format!("attestation {:?}: no {} attestation satisfies the policy", req.name, req.predicate_type),
+                    );
                 }
             }
         }
@@ -617,9 +659,21 @@ impl PolicySet {
                     Some(s) => {
                         let age = now.duration_since(s.finished);
                         if age > req.max_age {
-                            fail(Property::Vulnerabilities, format!("newest vulnerability scan is {}h old (maximum {}h)", age.as_secs() / 3600, req.max_age.as_secs() / 3600));
+                            fail(
+                                Property::Vulnerabilities,
+                                format!(
+                                    "newest vulnerability scan is {}h old (maximum {}h)",
+                                    age.as_secs() / 3600,
+                                    req.max_age.as_secs() / 3600
+                                ),
+                            );
                         }
-                        let bad: Vec<String> = s.findings.iter().filter(|(_, sev)| *sev >= req.deny_at_or_above).map(|(id, sev)| format!("{id} ({sev:?})")).collect();
+                        let bad: Vec<String> = s
+                            .findings
+                            .iter()
+                            .filter(|(_, sev)| *sev >= req.deny_at_or_above)
+                            .map(|(id, sev)| format!("{id} ({sev:?})"))
+                            .collect();
                         if !bad.is_empty() {
                             fail(Property::Vulnerabilities, format!("vulnerability scan reports {}", bad.join(", ")));
                         }
@@ -663,14 +717,21 @@ fn rego_compliant(rego: &str, predicate_type: &str, predicate: &Value) -> Result
 
 fn check_provenance(req: &ProvenanceReq, pt: &str, pred: &Value) -> Result<(), String> {
     let (builder, build_type) = if pt.ends_with("/v1") {
-        (pred["runDetails"]["builder"]["id"].as_str().unwrap_or_default(), pred["buildDefinition"]["buildType"].as_str().unwrap_or_default())
+        (
+            pred["runDetails"]["builder"]["id"].as_str().unwrap_or_default(),
+            pred["buildDefinition"]["buildType"].as_str().unwrap_or_default(),
+        )
     } else {
         (pred["builder"]["id"].as_str().unwrap_or_default(), pred["buildType"].as_str().unwrap_or_default())
     };
     let level = req.builders.get(builder).copied();
     match level {
-        None if req.min_level > 0 => return Err(format!("builder {builder:?} is not an approved builder (SLSA level {} required)", req.min_level)),
-        Some(l) if l < req.min_level => return Err(format!("builder {builder:?} provides SLSA build level {l}, level {} is required", req.min_level)),
+        None if req.min_level > 0 => {
+            return Err(format!("builder {builder:?} is not an approved builder (SLSA level {} required)", req.min_level));
+        }
+        Some(l) if l < req.min_level => {
+            return Err(format!("builder {builder:?} provides SLSA build level {l}, level {} is required", req.min_level));
+        }
         _ => {}
     }
     if !req.build_types.is_empty() && !req.build_types.iter().any(|t| t == build_type) {
@@ -719,7 +780,11 @@ fn sbom_packages(pt: &str, pred: &Value) -> Vec<(String, String, String)> {
                             .and_then(|r| r.iter().find(|x| x["referenceType"] == "purl"))
                             .and_then(|x| x["referenceLocator"].as_str())
                             .unwrap_or_default();
-                        (p["name"].as_str().unwrap_or_default().to_string(), p["versionInfo"].as_str().unwrap_or_default().to_string(), purl.to_string())
+                        (
+                            p["name"].as_str().unwrap_or_default().to_string(),
+                            p["versionInfo"].as_str().unwrap_or_default().to_string(),
+                            purl.to_string(),
+                        )
                     })
                     .collect()
             })
@@ -728,7 +793,11 @@ fn sbom_packages(pt: &str, pred: &Value) -> Vec<(String, String, String)> {
         let mut out = vec![];
         let mut stack: Vec<&Value> = pred["components"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
         while let Some(c) = stack.pop() {
-            out.push((c["name"].as_str().unwrap_or_default().to_string(), c["version"].as_str().unwrap_or_default().to_string(), c["purl"].as_str().unwrap_or_default().to_string()));
+            out.push((
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["version"].as_str().unwrap_or_default().to_string(),
+                c["purl"].as_str().unwrap_or_default().to_string(),
+            ));
             if let Some(sub) = c["components"].as_array() {
                 stack.extend(sub.iter());
             }
@@ -749,19 +818,28 @@ fn scan_result(pt: &str, pred: &Value) -> Option<Scan> {
     let result = &pred["scanner"]["result"];
     if pt == "https://in-toto.io/attestation/vulns/v0.2" {
         for r in result.as_array().into_iter().flatten() {
-            let sev = r["severity"].as_array().and_then(|s| s.iter().map(|x| Severity::parse(x["score"].as_str().unwrap_or_default())).max()).unwrap_or(Severity::Unknown);
+            let sev = r["severity"]
+                .as_array()
+                .and_then(|s| s.iter().map(|x| Severity::parse(x["score"].as_str().unwrap_or_default())).max())
+                .unwrap_or(Severity::Unknown);
             findings.push((r["id"].as_str().unwrap_or_default().to_string(), sev));
         }
     } else {
         // Trivy JSON
         for r in result["Results"].as_array().into_iter().flatten() {
             for v in r["Vulnerabilities"].as_array().into_iter().flatten() {
-                findings.push((v["VulnerabilityID"].as_str().unwrap_or_default().to_string(), Severity::parse(v["Severity"].as_str().unwrap_or_default())));
+                findings.push((
+                    v["VulnerabilityID"].as_str().unwrap_or_default().to_string(),
+                    Severity::parse(v["Severity"].as_str().unwrap_or_default()),
+                ));
             }
         }
         // Grype JSON
         for m in result["matches"].as_array().into_iter().flatten() {
-            findings.push((m["vulnerability"]["id"].as_str().unwrap_or_default().to_string(), Severity::parse(m["vulnerability"]["severity"].as_str().unwrap_or_default())));
+            findings.push((
+                m["vulnerability"]["id"].as_str().unwrap_or_default().to_string(),
+                Severity::parse(m["vulnerability"]["severity"].as_str().unwrap_or_default()),
+            ));
         }
     }
     Some(Scan { finished, findings })
@@ -778,7 +856,10 @@ mod tests {
 
     #[test]
     fn banned_list_matches_names_and_purl_prefixes() {
-        let b = BannedList::parse("banned:\n- purl: pkg:npm/event-stream@3.3.6\n  reason: malicious\n- name: log4j-core\n- purl: pkg:pypi/ctx\n").unwrap();
+        let b = BannedList::parse(
+            "banned:\n- purl: pkg:npm/event-stream@3.3.6\n  reason: malicious\n- name: log4j-core\n- purl: pkg:pypi/ctx\n",
+        )
+        .unwrap();
         assert!(b.hit("event-stream", "pkg:npm/event-stream@3.3.6").is_some());
         assert!(b.hit("event-stream", "pkg:npm/event-stream@3.3.5").is_none());
         assert!(b.hit("LOG4J-CORE", "").is_some());
@@ -826,8 +907,14 @@ spec:
         assert_eq!(ps.policies[1].mode_for("dev"), Mode::Warn);
         assert_eq!(ps.matching("registry.internal/myorg/app").len(), 2);
         assert_eq!(ps.matching("docker.io/library/nginx").len(), 0);
-        assert!(rego_compliant(ps.policies[0].attestations[0].rego.as_ref().unwrap(), "x", &serde_json::json!({"spdxVersion": "SPDX-2.3"})).unwrap());
-        assert!(!rego_compliant(ps.policies[0].attestations[0].rego.as_ref().unwrap(), "x", &serde_json::json!({"spdxVersion": "SPDX-2.2"})).unwrap());
+        assert!(
+            rego_compliant(ps.policies[0].attestations[0].rego.as_ref().unwrap(), "x", &serde_json::json!({"spdxVersion": "SPDX-2.3"}))
+                .unwrap()
+        );
+        assert!(
+            !rego_compliant(ps.policies[0].attestations[0].rego.as_ref().unwrap(), "x", &serde_json::json!({"spdxVersion": "SPDX-2.2"}))
+                .unwrap()
+        );
         for bad in [
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {}\n",
             "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {images: []}\n",
@@ -860,10 +947,23 @@ spec:
         assert_eq!(sbom_packages("https://spdx.dev/Document", &spdx), vec![("a".into(), "1".into(), "pkg:npm/a@1".into())]);
         let cdx = crate::testbed::predicates::cyclonedx_1_5("x", &pk, Timestamp::UNIX_EPOCH);
         assert_eq!(sbom_packages("https://cyclonedx.org/bom", &cdx).len(), 1);
-        let f = vec![crate::testbed::predicates::Finding { id: "CVE-1".into(), severity: "CRITICAL".into(), package: "p".into(), version: "1".into() }];
-        let s = scan_result("https://cosign.sigstore.dev/attestation/vuln/v1", &crate::testbed::predicates::cosign_vuln_v1(&f, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH)).unwrap();
+        let f = vec![crate::testbed::predicates::Finding {
+            id: "CVE-1".into(),
+            severity: "CRITICAL".into(),
+            package: "p".into(),
+            version: "1".into(),
+        }];
+        let s = scan_result(
+            "https://cosign.sigstore.dev/attestation/vuln/v1",
+            &crate::testbed::predicates::cosign_vuln_v1(&f, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+        )
+        .unwrap();
         assert_eq!(s.findings, vec![("CVE-1".to_string(), Severity::Critical)]);
-        let s = scan_result("https://in-toto.io/attestation/vulns/v0.2", &crate::testbed::predicates::intoto_vulns_v02(&f, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH)).unwrap();
+        let s = scan_result(
+            "https://in-toto.io/attestation/vulns/v0.2",
+            &crate::testbed::predicates::intoto_vulns_v02(&f, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+        )
+        .unwrap();
         assert_eq!(s.findings[0].1, Severity::Critical);
     }
 }

@@ -325,7 +325,12 @@ impl OciMirror {
         report
     }
 
-    async fn plan_repo(&self, repo: &str, now: Timestamp, report: &mut SyncReport) -> Result<(Vec<(String, String, bool)>, BTreeSet<String>), String> {
+    async fn plan_repo(
+        &self,
+        repo: &str,
+        now: Timestamp,
+        report: &mut SyncReport,
+    ) -> Result<(Vec<(String, String, bool)>, BTreeSet<String>), String> {
         let tags = self.list_tags(repo).await?;
         let prev = self.store.oci_repo(repo).map_err(|e| e.to_string())?.unwrap_or_default();
         let full = prev.full_check_at.is_none_or(|t| now.duration_since(t) >= self.cfg.full_recheck_interval);
@@ -390,7 +395,12 @@ impl OciMirror {
         Ok(vec![(repo, digest, false)])
     }
 
-    async fn ingest_all(&self, work: Vec<(String, String, bool)>, listed: &BTreeMap<String, Arc<BTreeSet<String>>>, report: &mut SyncReport) {
+    async fn ingest_all(
+        &self,
+        work: Vec<(String, String, bool)>,
+        listed: &BTreeMap<String, Arc<BTreeSet<String>>>,
+        report: &mut SyncReport,
+    ) {
         use futures_util::StreamExt;
         let bar = self.progress.then(|| {
             let b = indicatif::ProgressBar::new(work.len() as u64);
@@ -399,21 +409,20 @@ impl OciMirror {
             );
             b
         });
-        let results: Vec<(String, IngestResult)> =
-            futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
-                let bar = bar.clone();
-                async move {
-                    let present = listed.get(&repo).cloned();
-                    let r = self.ingest_with(&repo, &digest, force, present).await;
-                    if let Some(b) = &bar {
-                        b.inc(1);
-                    }
-                    (format!("{repo}@{digest}"), r)
+        let results: Vec<(String, IngestResult)> = futures_util::stream::iter(work.into_iter().map(|(repo, digest, force)| {
+            let bar = bar.clone();
+            async move {
+                let present = listed.get(&repo).cloned();
+                let r = self.ingest_with(&repo, &digest, force, present).await;
+                if let Some(b) = &bar {
+                    b.inc(1);
                 }
-            }))
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
+                (format!("{repo}@{digest}"), r)
+            }
+        }))
+        .buffer_unordered(self.cfg.concurrency.max(1))
+        .collect()
+        .await;
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -438,7 +447,13 @@ impl OciMirror {
 
     /// As [`OciMirror::ingest`], knowing the repository's tag list (cosign tags that are not
     /// listed are not requested).
-    pub async fn ingest_with(&self, repo: &str, digest: &str, force: bool, present: Option<Arc<BTreeSet<String>>>) -> Result<Option<(usize, usize)>, String> {
+    pub async fn ingest_with(
+        &self,
+        repo: &str,
+        digest: &str,
+        force: bool,
+        present: Option<Arc<BTreeSet<String>>>,
+    ) -> Result<Option<(usize, usize)>, String> {
         let host = repo.split('/').next().unwrap_or_default().to_string();
         let auth = self.auth_for(&host);
         let existing = self.store.oci_material(digest).map_err(|e| e.to_string())?;
@@ -458,7 +473,9 @@ impl OciMirror {
             let auth = auth.clone();
             let present = present.clone();
             async move {
-                material_for_digest(&self.client, &auth, repo, digest, present.as_deref(), &mut fresh).await.map_err(|e: OciError| e.to_string())?;
+                material_for_digest(&self.client, &auth, repo, digest, present.as_deref(), &mut fresh)
+                    .await
+                    .map_err(|e: OciError| e.to_string())?;
                 Ok::<ImageMaterial, String>(fresh)
             }
         };

@@ -115,7 +115,9 @@ impl Store {
     pub fn exemptions(&self) -> Result<Vec<Exemption>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(EXEMPTIONS)?;
-        t.iter()?.map(|i| i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("exemptions", e)))).collect()
+        t.iter()?
+            .map(|i| i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("exemptions", e))))
+            .collect()
     }
 
     /// Append records to the audit log in one transaction.
@@ -126,10 +128,9 @@ impl Store {
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(AUDIT_LOG)?;
-            let mut seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-            for r in records {
+            let first = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            for (seq, r) in (first..).zip(records) {
                 t.insert(seq, serde_json::to_vec(r).expect("json").as_slice())?;
-                seq += 1;
             }
         }
         tx.commit()?;

@@ -177,6 +177,20 @@ impl Store {
         Ok(())
     }
 
+    /// How many repositories have completed at least one sync (readiness of a webhook that
+    /// decides from mirrored material).
+    pub fn oci_repos_synced(&self) -> Result<usize, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OCI_REPOS)?;
+        let mut n = 0;
+        for i in t.iter()? {
+            let (_, v) = i?;
+            let r: RepoRecord = serde_json::from_str(v.value()).map_err(|e| corrupt("oci_repos", e))?;
+            n += r.synced_at.is_some() as usize;
+        }
+        Ok(n)
+    }
+
     pub fn oci_repo(&self, repo: &str) -> Result<Option<RepoRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(OCI_REPOS)?;

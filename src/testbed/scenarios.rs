@@ -232,13 +232,14 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
     let amd = push_scratch_image(px, "myorg/multiarch", "amd64", "app", b"multiarch amd64\n").await?;
     let arm = push_scratch_image(px, "myorg/multiarch", "arm64", "app", b"multiarch arm64\n").await?;
     let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": crate::testbed::oci::OCI_INDEX,
-        "manifests": [
-            {"mediaType": crate::testbed::oci::OCI_MANIFEST, "digest": amd.digest, "size": amd.manifest.len(), "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": crate::testbed::oci::OCI_MANIFEST, "digest": arm.digest, "size": arm.manifest.len(), "platform": {"architecture": "arm64", "os": "linux"}},
-        ]}))?;
+    "schemaVersion": 2, "mediaType": crate::testbed::oci::OCI_INDEX,
+    "manifests": [
+        {"mediaType": crate::testbed::oci::OCI_MANIFEST, "digest": amd.digest, "size": amd.manifest.len(), "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": crate::testbed::oci::OCI_MANIFEST, "digest": arm.digest, "size": arm.manifest.len(), "platform": {"architecture": "arm64", "os": "linux"}},
+    ]}))?;
     let idx_digest = px.push_manifest("myorg/multiarch", Some("v1"), crate::testbed::oci::OCI_INDEX, &index).await?;
-    let idx = BuiltImage { repo: "myorg/multiarch".into(), tag: "v1".into(), digest: idx_digest, manifest: index, config_digest: String::new() };
+    let idx =
+        BuiltImage { repo: "myorg/multiarch".into(), tag: "v1".into(), digest: idx_digest, manifest: index, config_digest: String::new() };
     attach(stack, px, &idx, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false), ago(2)).await?;
     add("multi-arch", &idx, "allow", "", "an index of amd64 and arm64 manifests, signed and attested as a whole", false);
 
