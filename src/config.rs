@@ -18,6 +18,10 @@
 //!   keys: [/etc/trustmirror/vendor.pub]
 //!   interval: 5m
 //!   full_recheck_interval: 1h
+//! tlog:                               # optional: witness the trusted root's transparency logs
+//!   witness_key: /var/lib/trustmirror/witness.key   # generated if missing
+//!   witness_name: trustmirror.internal/witness
+//!   interval: 5m
 //! admission:                          # optional: the HTTPS admission webhook
 //!   listen: 0.0.0.0:8443
 //!   tls:                              # either files (reloaded on change) …
@@ -55,6 +59,24 @@ pub struct Config {
     pub oci: Option<OciConfig>,
     #[serde(default)]
     pub admission: Option<AdmissionConfig>,
+    #[serde(default)]
+    pub tlog: Option<TlogConfig>,
+}
+
+/// The transparency-log witness (`tlog:` section): every log of the trusted root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlogConfig {
+    /// Ed25519 seed (64 hex characters); generated (mode 0600) if the file does not exist.
+    pub witness_key: PathBuf,
+    #[serde(default = "default_witness_name")]
+    pub witness_name: String,
+    #[serde(default = "d5m", deserialize_with = "de_duration")]
+    pub interval: Duration,
+}
+
+fn default_witness_name() -> String {
+    "trustmirror.internal/witness".into()
 }
 
 /// The admission webhook (`admission:` section).

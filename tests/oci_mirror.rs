@@ -120,8 +120,14 @@ async fn sync_is_verified_incremental_and_served() {
 
     // serving: listing with ETag, 304 on If-None-Match, records, blobs
     let metrics = Arc::new(trustmirror::serve::metrics::Metrics::new());
-    let state =
-        trustmirror::serve::AppState { store: e.store.clone(), clock: e.clock.clone(), repo: "default".into(), metrics, ingest: None };
+    let state = trustmirror::serve::AppState {
+        store: e.store.clone(),
+        clock: e.clock.clone(),
+        repo: "default".into(),
+        metrics,
+        ingest: None,
+        tlog: None,
+    };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, trustmirror::serve::router(state)).await.unwrap() });

@@ -5,6 +5,7 @@ pub mod admission_demo;
 pub mod demo;
 pub mod mirror;
 pub mod testbed;
+pub mod tlog;
 pub mod tuf_conformance;
 pub mod verify;
 
@@ -72,6 +73,9 @@ pub enum Cmd {
     Verify(verify::ImageArgs),
     /// Verify an image's attestations of a predicate type (cosign verify-attestation).
     VerifyAttestation(verify::VerifyAttestationArgs),
+    /// Transparency-log witness: sync checkpoints, status (exit 3 on misbehaviour), resolve.
+    #[command(subcommand)]
+    Tlog(tlog::TlogCmd),
     /// Time-limited exemptions from enforcement (break-glass).
     #[command(subcommand)]
     Breakglass(admission::BreakglassCmd),
@@ -221,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Demo { dir, output } => admission_demo::run(dir, output == Output::Json).await,
         Cmd::Breakglass(c) => admission::breakglass(c),
+        Cmd::Tlog(c) => tlog::run(c).await,
         Cmd::Report(a) => admission::report_cmd(a),
         Cmd::Policy(c) => admission::policy(c),
         Cmd::Serve(a) => serve(a).await.map(|_| 0),
@@ -376,7 +381,20 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some(o) => Some((Arc::new(oci_mirror_from_config(store.clone(), o, clock.clone())?), o.interval)),
         None => None,
     };
-    let running = start_with(mirror, clock.clone(), &listen, t.refresh_interval, t.max_backoff, oci).await?;
+    let tlog = match &cfg.tlog {
+        Some(tc) => {
+            let w = Arc::new(tlog::load_witness(&tc.witness_key, &tc.witness_name)?);
+            tracing::info!(vkey = %w.vkey(), "transparency-log witness");
+            let st = store.clone();
+            let explicit = cfg.oci.as_ref().and_then(|o| o.trusted_root.clone());
+            let trust = move || {
+                mirror::trust_material(&st, explicit.as_ref()).unwrap_or_else(|_| crate::core::verify::TrustedMaterial::production_arc())
+            };
+            Some((Arc::new(crate::mirror::tlog_mirror::TlogMirror::new(store.clone(), clock.clone(), Arc::new(trust), w)), tc.interval))
+        }
+        None => None,
+    };
+    let running = start_full(mirror, clock.clone(), &listen, t.refresh_interval, t.max_backoff, oci, tlog).await?;
     tracing::info!(url = %format!("http://{}/tuf/", running.addr), "serving the TUF mirror");
     let webhook = match &cfg.admission {
         Some(ac) => {
@@ -513,6 +531,20 @@ pub async fn start_with(
     max_backoff: Duration,
     oci: Option<(Arc<crate::mirror::oci_mirror::OciMirror>, Duration)>,
 ) -> anyhow::Result<Running> {
+    start_full(mirror, clock, listen, interval, max_backoff, oci, None).await
+}
+
+/// As [`start_with`], plus the transparency-log witness synced every `interval` (and after every
+/// OCI sync it proves the new bundles' checkpoints).
+pub async fn start_full(
+    mirror: Arc<TufMirror>,
+    clock: Arc<dyn Clock>,
+    listen: &str,
+    interval: Duration,
+    max_backoff: Duration,
+    oci: Option<(Arc<crate::mirror::oci_mirror::OciMirror>, Duration)>,
+    tlog: Option<(Arc<crate::mirror::tlog_mirror::TlogMirror>, Duration)>,
+) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     match mirror.refresh().await {
         Ok(s) => metrics.record_refresh(&mirror.config().repo, "success", s.requests),
@@ -522,7 +554,14 @@ pub async fn start_with(
         }
     }
     let ingest = oci.as_ref().map(|(m, _)| crate::mirror::oci_mirror::spawn_queue(m.clone()));
-    let state = AppState { store: mirror.store().clone(), clock, repo: mirror.config().repo.clone(), metrics: metrics.clone(), ingest };
+    let state = AppState {
+        store: mirror.store().clone(),
+        clock,
+        repo: mirror.config().repo.clone(),
+        metrics: metrics.clone(),
+        ingest,
+        tlog: tlog.as_ref().map(|(t, _)| t.clone()),
+    };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -535,11 +574,30 @@ pub async fn start_with(
             })
             .await
     });
+    if let Some((t, every)) = tlog.clone() {
+        let mut stop_t = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                t.sync().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop_t.changed() => return,
+                }
+            }
+        });
+    }
     if let Some((m, every)) = oci {
         let mut stop_oci = rx.clone();
+        let witness = tlog.map(|(t, _)| t);
         tokio::spawn(async move {
             loop {
                 m.sync().await;
+                if let Some(w) = &witness {
+                    let (proven, failed) = w.prove_mirrored().await;
+                    if proven + failed > 0 {
+                        tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop_oci.changed() => return,

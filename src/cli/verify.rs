@@ -103,6 +103,17 @@ pub struct VerifyBlobArgs {
     pub bundle: PathBuf,
     #[command(flatten)]
     pub flags: VerifyFlags,
+    /// Also check the bundle's log checkpoint against the witnessed history in this trustmirror
+    /// store (`tlog sync`): a root the history contradicts is a split view.
+    #[arg(long)]
+    pub tlog_history: Option<PathBuf>,
+    /// With --tlog-history: a C2SP tlog-policy file the witnessed checkpoint's cosignatures
+    /// must satisfy (k-of-n witnesses).
+    #[arg(long, requires = "tlog_history")]
+    pub witness_policy: Option<PathBuf>,
+    /// With --tlog-history: a checkpoint newer than (or never proven against) the history.
+    #[arg(long, value_enum, default_value_t = super::tlog::Unwitnessed::Deny, requires = "tlog_history")]
+    pub unwitnessed: super::tlog::Unwitnessed,
     /// The artifact, or `sha256:HEX` (for DSSE: a subject of the in-toto statement).
     pub artifact: String,
 }
@@ -148,6 +159,32 @@ pub fn verify_blob(a: VerifyBlobArgs) -> anyhow::Result<i32> {
         let data = std::fs::read(&a.artifact).with_context(|| format!("reading artifact {}", a.artifact))?;
         verify_bundle(&tm, &bundle, Subject::Blob(&data), &authority, now)
     };
+    if res.is_ok()
+        && let Some(h) = &a.tlog_history
+    {
+        let store = crate::store::Store::open(h)?;
+        let policy = match &a.witness_policy {
+            Some(p) => Some(
+                crate::core::tlog::WitnessPolicy::parse(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                    .map_err(|e| anyhow!("{}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        match super::tlog::history_check(&store, &bundle, policy.as_ref(), a.unwitnessed) {
+            Ok(notes) => {
+                for n in notes {
+                    eprintln!("  transparency: {n}");
+                }
+            }
+            Err(e) => {
+                if json {
+                    println!("{}", serde_json::json!({"verified": false, "subject": a.artifact, "check": "witness", "error": e}));
+                }
+                eprintln!("error: verification of {} failed: witness: {e}", a.artifact);
+                return Ok(1);
+            }
+        }
+    }
     Ok(report(res, &a.artifact, json))
 }
 

@@ -4,5 +4,6 @@ pub mod cosign;
 pub mod material;
 pub mod merkle;
 pub mod policy;
+pub mod tlog;
 pub mod tuf;
 pub mod verify;

@@ -13,6 +13,7 @@
 
 pub mod metrics;
 pub mod oci;
+pub mod tlog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// On-demand OCI ingestion queue, when OCI mirroring is configured.
     pub ingest: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The transparency-log witness, when configured.
+    pub tlog: Option<std::sync::Arc<crate::mirror::tlog_mirror::TlogMirror>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route("/oci/v1/blobs/{sha}", get(oci::blob))
         .route("/oci/v1/tags", get(oci::tags))
         .route("/oci/v1/ingest", axum::routing::post(oci::ingest))
+        .route("/tlog/v1/add-checkpoint", axum::routing::post(tlog::add_checkpoint))
+        .route("/tlog/v1/witness", get(tlog::witness))
+        .route("/tlog/v1/logs", get(tlog::logs))
+        .route("/tlog/v1/{log}/checkpoint", get(tlog::checkpoint))
         .with_state(state)
 }
 

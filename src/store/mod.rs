@@ -24,7 +24,8 @@
 //! | `audit_log` | sequence | JSON record (append-only) |
 //!
 //! Version 2 adds the mirrored OCI material (see [`oci`]); version 3 break-glass exemptions and
-//! material ETags (see [`admission`]).
+//! material ETags (see [`admission`]); version 4 the witnessed transparency-log state (see
+//! [`tlog`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,14 +48,15 @@ pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_l
 
 pub mod admission;
 pub mod oci;
+pub mod tlog;
 
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
-pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3];
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3, tlog::migrate_3_to_4];
 
 fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(BLOBS)?;
@@ -496,22 +498,22 @@ mod tests {
     #[test]
     fn migrations_run_in_order_once() {
         static CALLS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-        fn m3(_: &WriteTransaction) -> Result<(), StoreError> {
-            CALLS.lock().unwrap().push(3);
+        fn m4(_: &WriteTransaction) -> Result<(), StoreError> {
+            CALLS.lock().unwrap().push(4);
             Ok(())
         }
-        fn m4(tx: &WriteTransaction) -> Result<(), StoreError> {
-            CALLS.lock().unwrap().push(4);
+        fn m5(tx: &WriteTransaction) -> Result<(), StoreError> {
+            CALLS.lock().unwrap().push(5);
             tx.open_table(META)?.insert("migrated", "yes")?;
             Ok(())
         }
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("s.redb")).unwrap();
-        let migs: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3, m3, m4];
-        assert_eq!(s.migrate(migs).unwrap(), 5);
-        assert_eq!(s.migrate(migs).unwrap(), 5);
-        assert_eq!(*CALLS.lock().unwrap(), vec![3, 4]);
-        assert_eq!(s.schema_version().unwrap(), 5);
+        let migs: &[Migration] = &[migrate_0_to_1, oci::migrate_1_to_2, admission::migrate_2_to_3, tlog::migrate_3_to_4, m4, m5];
+        assert_eq!(s.migrate(migs).unwrap(), 6);
+        assert_eq!(s.migrate(migs).unwrap(), 6);
+        assert_eq!(*CALLS.lock().unwrap(), vec![4, 5]);
+        assert_eq!(s.schema_version().unwrap(), 6);
     }
 
     fn target(path: &str, content: &[u8], generation: u64) -> (Vec<String>, ServedTarget, (String, Vec<u8>)) {

@@ -1,0 +1,338 @@
+//! The transparency-log witness: for each log of the trusted root, fetch the signed checkpoint
+//! (Rekor v1 `GET /api/v1/log`), verify the log's signature, and — when the tree grew — the
+//! consistency proof from the witnessed size (`GET /api/v1/log/proof`); cosign what verified
+//! (C2SP tlog-cosignature/v1) and store it as the newest witnessed checkpoint. A smaller tree, or
+//! another root for a witnessed size, or a proof that does not verify, raises an alarm with both
+//! signed checkpoints kept as evidence, and the log stays untrusted until an operator resolves it.
+//!
+//! Steady state: one request per log when nothing changed, two (checkpoint + a proof of
+//! O(log n) hashes) when it grew. The same acceptance path serves C2SP tlog-witness
+//! `add-checkpoint` submissions (logs pushing to the witness) and proves bundles' checkpoints
+//! consistent with the witnessed history (`prove`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::core::clock::Clock;
+use crate::core::tlog::{self, Hash, HistoryVerdict, LogKey, Step, TlogError, TlogErrorKind, Verified, Witness, err};
+use crate::core::verify::TrustedMaterial;
+use crate::store::Store;
+use crate::store::tlog::{Alarm, Cas};
+
+/// Largest response accepted from a log (a checkpoint JSON, a proof of ≤ 128 hashes).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+pub struct TlogMirror {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>,
+    witness: Arc<Witness>,
+    client: reqwest::Client,
+    requests: AtomicU64,
+}
+
+/// What one log's sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogReport {
+    pub log: String,
+    pub base_url: String,
+    /// `first`, `unchanged`, `advanced` — or the refusal.
+    pub outcome: String,
+    pub size: Option<u64>,
+    pub error: Option<TlogError>,
+}
+
+fn step_name(s: &Step) -> String {
+    match s {
+        Step::First => "first".into(),
+        Step::Unchanged => "unchanged".into(),
+        Step::Advanced { from } => format!("advanced from {from}"),
+    }
+}
+
+fn hex_hashes(v: &serde_json::Value) -> Result<Vec<Hash>, String> {
+    let arr = match v {
+        serde_json::Value::Null => return Ok(vec![]),
+        serde_json::Value::Array(a) => a,
+        _ => return Err("hashes is not a list".into()),
+    };
+    if arr.len() > tlog::MAX_PROOF {
+        return Err(format!("{} proof hashes", arr.len()));
+    }
+    arr.iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| hex::decode(s).ok())
+                .and_then(|b| <Hash>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| format!("proof hash {h} is not 32 hex bytes"))
+        })
+        .collect()
+}
+
+impl TlogMirror {
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>,
+        witness: Arc<Witness>,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("trustmirror/", env!("CARGO_PKG_VERSION"), " (witness)"))
+            .build()
+            .expect("HTTP client");
+        Self { store, clock, trust, witness, client, requests: AtomicU64::new(0) }
+    }
+
+    pub fn witness(&self) -> &Witness {
+        &self.witness
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Requests made to logs so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn logs(&self) -> Vec<LogKey> {
+        tlog::log_keys(&(self.trust)())
+    }
+
+    pub fn log(&self, id: &str) -> Option<LogKey> {
+        self.logs().into_iter().find(|l| l.id == id)
+    }
+
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, TlogError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let fail = |d: String| err(TlogErrorKind::Fetch, format!("{url}: {d}"));
+        let mut r = self.client.get(url).send().await.map_err(|e| fail(crate::core::tuf::display_chain(&e)))?;
+        if !r.status().is_success() {
+            return Err(fail(format!("HTTP {}", r.status())));
+        }
+        let mut buf = vec![];
+        while let Some(c) = r.chunk().await.map_err(|e| fail(e.to_string()))? {
+            if buf.len() + c.len() > MAX_RESPONSE {
+                return Err(fail(format!("response larger than {MAX_RESPONSE} bytes")));
+            }
+            buf.extend_from_slice(&c);
+        }
+        serde_json::from_slice(&buf).map_err(|e| fail(format!("not JSON: {e}")))
+    }
+
+    async fn consistency_proof(&self, log: &LogKey, m: u64, n: u64) -> Result<Vec<Hash>, TlogError> {
+        let v = self.get_json(&format!("{}/api/v1/log/proof?firstSize={m}&lastSize={n}", log.base_url.trim_end_matches('/'))).await?;
+        hex_hashes(&v["hashes"]).map_err(|e| err(TlogErrorKind::Malformed, format!("log {} proof {m}→{n}: {e}", log.id)))
+    }
+
+    /// Witness every log of the trusted root once.
+    pub async fn sync(&self) -> Vec<LogReport> {
+        let mut out = vec![];
+        for log in self.logs() {
+            let res = self.sync_log(&log).await;
+            let now = self.clock.now();
+            let (outcome, size, error) = match res {
+                Ok((s, v)) => (step_name(&s), Some(v.size), None),
+                Err(e) => {
+                    if !e.kind.is_misbehaviour() && e.kind != TlogErrorKind::Untrusted {
+                        let _ = self.store.tlog_note(&log.id, &log.base_url, now, Some(e.to_string()));
+                    }
+                    tracing::warn!(log = %log.id, error = %e, "transparency log not witnessed");
+                    (e.kind.as_str().to_string(), None, Some(e))
+                }
+            };
+            out.push(LogReport { log: log.id.clone(), base_url: log.base_url.clone(), outcome, size, error });
+        }
+        out
+    }
+
+    async fn sync_log(&self, log: &LogKey) -> Result<(Step, Verified), TlogError> {
+        let v = self.get_json(&format!("{}/api/v1/log", log.base_url.trim_end_matches('/'))).await?;
+        let text = v["signedTreeHead"]
+            .as_str()
+            .ok_or_else(|| err(TlogErrorKind::Malformed, format!("log {}: no signedTreeHead", log.id)))?
+            .to_string();
+        let state = self.store.tlog_state(&log.id).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
+        let prev = state.as_ref().and_then(|s| s.latest.clone());
+        let checked = tlog::verify_checkpoint(&text, log, prev.as_ref().map(|p| p.origin.as_str()))?;
+        let proof = match &prev {
+            Some(p) if checked.size > p.size => Some(self.consistency_proof(log, p.size, checked.size).await?),
+            _ => None,
+        };
+        let step = self.accept(log, &text, prev.as_ref().map(|p| p.size), proof.as_deref())?;
+        let latest = self.store.tlog_state(&log.id).ok().flatten().and_then(|s| s.latest).unwrap_or(checked);
+        Ok((step, latest))
+    }
+
+    /// The witness's acceptance path (sync, add-checkpoint): verify, decide, cosign and store,
+    /// or keep the evidence and raise the alarm. `old` is the size the submitter believes was
+    /// witnessed last (`None`: nothing).
+    pub fn accept(&self, log: &LogKey, text: &str, old: Option<u64>, proof: Option<&[Hash]>) -> Result<Step, TlogError> {
+        let now = self.clock.now();
+        let state = self.store.tlog_state(&log.id).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
+        if let Some(a) = state.as_ref().and_then(|s| s.alarm) {
+            return Err(err(
+                TlogErrorKind::Untrusted,
+                format!("log {} is untrusted since alarm #{a}; resolve it with `trustmirror tlog resolve`", log.id),
+            ));
+        }
+        let prev = state.and_then(|s| s.latest);
+        let v = tlog::verify_checkpoint(text, log, prev.as_ref().map(|p| p.origin.as_str()))?;
+        let current = prev.as_ref().map(|p| p.size);
+        if old != current {
+            return Err(err(TlogErrorKind::Conflict, format!("{}", current.unwrap_or(0))));
+        }
+        let step = match tlog::witness_step(prev.as_ref().map(|p| (p.size, &p.root)), &v, proof) {
+            Ok(s) => s,
+            Err(e) if e.kind.is_misbehaviour() => {
+                let alarm = Alarm {
+                    id: 0,
+                    log: log.id.clone(),
+                    kind: e.kind,
+                    detail: e.detail.clone(),
+                    detected_at: now,
+                    witnessed: prev.as_ref().map(|p| p.text.clone()).unwrap_or_default(),
+                    conflicting: text.to_string(),
+                    proof: proof.unwrap_or_default().iter().map(hex::encode).collect(),
+                    resolved: None,
+                };
+                let id = self.store.tlog_raise(alarm, &log.base_url).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
+                tracing::error!(log = %log.id, alarm = id, kind = %e.kind, detail = %e.detail, "TRANSPARENCY LOG MISBEHAVIOUR: evidence stored; the log is untrusted until resolved");
+                return Err(TlogError { kind: e.kind, detail: format!("{} (alarm #{id}, evidence stored)", e.detail) });
+            }
+            Err(e) => return Err(e),
+        };
+        if step == Step::Unchanged {
+            let _ = self.store.tlog_note(&log.id, &log.base_url, now, None);
+            return Ok(step);
+        }
+        let mut cosigned = v.clone();
+        let mut t = v.text.clone();
+        if !t.ends_with('\n') {
+            t.push('\n');
+        }
+        t.push_str(&self.witness.cosign(&format!("{}\n", v.body()), now.as_second().max(0) as u64));
+        cosigned.text = t;
+        match self
+            .store
+            .tlog_accept(&log.id, &log.base_url, current, &cosigned, now)
+            .map_err(|e| err(TlogErrorKind::Store, e.to_string()))?
+        {
+            Cas::Stored => {
+                tracing::info!(log = %log.id, size = v.size, step = %step_name(&step), "checkpoint witnessed");
+                Ok(step)
+            }
+            Cas::Conflict(n) => Err(err(TlogErrorKind::Conflict, format!("{n}"))),
+        }
+    }
+
+    /// Prove a bundle's checkpoint (size, root) consistent with the witnessed history, fetching
+    /// a consistency proof to the newest witnessed size when needed; a root that is not
+    /// consistent raises the alarm (the bundle came from another view of the log).
+    pub async fn prove(&self, log_id: &str, size: u64, root: Hash) -> Result<HistoryVerdict, TlogError> {
+        let Some(log) = self.log(log_id) else { return Ok(HistoryVerdict::UnknownLog { log: log_id.into() }) };
+        let st = |e: crate::store::StoreError| err(TlogErrorKind::Store, e.to_string());
+        let mut state = self.store.tlog_state(log_id).map_err(st)?;
+        if state.as_ref().and_then(|s| s.latest.as_ref()).is_none_or(|l| l.size < size) {
+            let _ = self.sync_log(&log).await;
+            state = self.store.tlog_state(log_id).map_err(st)?;
+        }
+        let alarm = state.as_ref().and_then(|s| s.alarm).map(|a| format!("alarm #{a}"));
+        let known = self.store.tlog_root(log_id, size).map_err(st)?;
+        let latest = state.as_ref().and_then(|s| s.latest.clone());
+        let verdict = tlog::against_history(size, &root, known, latest.as_ref().map(|l| l.size), alarm.as_deref());
+        let HistoryVerdict::Unwitnessed { .. } = verdict else { return Ok(verdict) };
+        let Some(l) = latest else { return Ok(verdict) };
+        if size > l.size || size == 0 {
+            return Ok(verdict);
+        }
+        let proof = self.consistency_proof(&log, size, l.size).await?;
+        match tlog::verify_consistency(size, &root, l.size, &l.root, &proof) {
+            Ok(()) => {
+                self.store.tlog_put_roots(log_id, &[(size, root)]).map_err(st)?;
+                Ok(HistoryVerdict::Consistent { size, witnessed: l.size })
+            }
+            Err(e) => {
+                let detail = format!(
+                    "a checkpoint of size {size} (root {}) is not consistent with witnessed size {}: {e}",
+                    hex::encode(root),
+                    l.size
+                );
+                let alarm = Alarm {
+                    id: 0,
+                    log: log_id.into(),
+                    kind: TlogErrorKind::SplitView,
+                    detail: detail.clone(),
+                    detected_at: self.clock.now(),
+                    witnessed: l.text.clone(),
+                    conflicting: format!("(from a bundle) size {size} root {}", hex::encode(root)),
+                    proof: proof.iter().map(hex::encode).collect(),
+                    resolved: None,
+                };
+                let id = self.store.tlog_raise(alarm, &log.base_url).map_err(st)?;
+                Ok(HistoryVerdict::Inconsistent { size, detail: format!("{detail} (alarm #{id})") })
+            }
+        }
+    }
+
+    /// Prove the checkpoints of every mirrored bundle not proven yet (after an OCI sync).
+    pub async fn prove_mirrored(&self) -> (usize, usize) {
+        let (mut proven, mut failed) = (0, 0);
+        let Ok(list) = self.store.oci_list() else { return (0, 0) };
+        let mut seen = std::collections::BTreeSet::new();
+        for (digest, _, _) in list {
+            let Ok(Some(m)) = self.store.oci_material(&digest) else { continue };
+            for i in &m.items {
+                let Some(b) = i.bundle.as_ref().and_then(|b| self.store.blob(b).ok().flatten()) else { continue };
+                for (log, size, root) in tlog::bundle_checkpoints(&b) {
+                    if !seen.insert((log.clone(), size)) || self.store.tlog_root(&log, size).ok().flatten().is_some() {
+                        continue;
+                    }
+                    match self.prove(&log, size, root).await {
+                        Ok(HistoryVerdict::Consistent { .. }) => proven += 1,
+                        _ => failed += 1,
+                    }
+                }
+            }
+        }
+        (proven, failed)
+    }
+
+    /// The newest witnessed checkpoint of a log, with the cosignature.
+    pub fn cosigned(&self, log: &str) -> Option<String> {
+        self.store.tlog_state(log).ok().flatten().and_then(|s| s.latest).map(|l| l.text)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// Parse a C2SP tlog-witness `add-checkpoint` body: `old N`, proof lines (base64), a blank
+/// line, the checkpoint.
+pub fn parse_add_checkpoint(body: &str) -> Result<(u64, Vec<Hash>, String), String> {
+    use base64::Engine;
+    let (head, cp) = body.split_once("\n\n").ok_or("no blank line before the checkpoint")?;
+    let mut lines = head.lines();
+    let old = lines.next().and_then(|l| l.strip_prefix("old ")).ok_or("first line must be `old <size>`")?;
+    if old.len() > 1 && old.starts_with('0') {
+        return Err("old size has leading zeroes".into());
+    }
+    let old: u64 = old.parse().map_err(|_| format!("old size {old:?} is not a number"))?;
+    let mut proof = vec![];
+    for l in lines {
+        let b = base64::engine::general_purpose::STANDARD.decode(l).map_err(|e| format!("proof line {l:?}: {e}"))?;
+        proof.push(<Hash>::try_from(b.as_slice()).map_err(|_| format!("proof line {l:?} is not 32 bytes"))?);
+        if proof.len() > 63 {
+            return Err("more than 63 proof lines".into());
+        }
+    }
+    Ok((old, proof, cp.to_string()))
+}

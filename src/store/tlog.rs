@@ -1,0 +1,259 @@
+//! Witnessed transparency-log state (schema 4).
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `tlog_state` | log id (hex) | [`LogState`] JSON: newest witnessed checkpoint (cosigned), open alarm |
+//! | `tlog_checkpoints` | (log id, size) | every witnessed checkpoint, cosigned (existed since schema 1) |
+//! | `tlog_roots` | (log id, size) | root hex: witnessed, or proven consistent with a witnessed one (bundle checkpoints) |
+//! | `tlog_alarms` | sequence | [`Alarm`] JSON: both signed checkpoints and the proof, kept forever |
+//!
+//! Accepting a checkpoint is a compare-and-set on the witnessed size inside one write
+//! transaction (tlog-witness requires it: two concurrent submissions must not roll back).
+
+use jiff::Timestamp;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, TLOG_CHECKPOINTS};
+use crate::core::tlog::{Hash, TlogErrorKind, Verified};
+
+pub const TLOG_STATE: TableDefinition<&str, &str> = TableDefinition::new("tlog_state");
+pub const TLOG_ROOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("tlog_roots");
+pub const TLOG_ALARMS: TableDefinition<u64, &str> = TableDefinition::new("tlog_alarms");
+
+pub fn migrate_3_to_4(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(TLOG_STATE)?;
+    tx.open_table(TLOG_ROOTS)?;
+    tx.open_table(TLOG_ALARMS)?;
+    tx.open_table(TLOG_CHECKPOINTS)?;
+    Ok(())
+}
+
+/// Evidence of log misbehaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub id: u64,
+    pub log: String,
+    pub kind: TlogErrorKind,
+    pub detail: String,
+    pub detected_at: Timestamp,
+    /// The witnessed checkpoint (signed note, cosigned).
+    pub witnessed: String,
+    /// The conflicting checkpoint, signed by the log.
+    pub conflicting: String,
+    /// The consistency proof the log offered (hex), if any.
+    pub proof: Vec<String>,
+    pub resolved: Option<Resolution>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub at: Timestamp,
+    pub by: String,
+    pub reason: String,
+}
+
+/// A log's witnessed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogState {
+    pub log: String,
+    pub base_url: String,
+    /// The newest witnessed checkpoint (the log's signature and the witness's cosignature).
+    pub latest: Option<Verified>,
+    pub witnessed_at: Option<Timestamp>,
+    pub last_sync: Option<Timestamp>,
+    pub last_error: Option<String>,
+    /// Open alarm: the log is untrusted until an operator resolves it.
+    pub alarm: Option<u64>,
+}
+
+impl LogState {
+    pub fn new(log: &str, base_url: &str) -> Self {
+        Self {
+            log: log.into(),
+            base_url: base_url.into(),
+            latest: None,
+            witnessed_at: None,
+            last_sync: None,
+            last_error: None,
+            alarm: None,
+        }
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what: what.into(), detail: e.to_string() }
+}
+
+/// Outcome of [`Store::tlog_accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cas {
+    Stored,
+    /// Someone witnessed another size meanwhile (tlog-witness 409): the current size.
+    Conflict(u64),
+}
+
+impl Store {
+    pub fn tlog_state(&self, log: &str) -> Result<Option<LogState>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_STATE)?;
+        t.get(log)?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))).transpose()
+    }
+
+    pub fn tlog_states(&self) -> Result<Vec<LogState>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_STATE)?;
+        t.iter()?
+            .map(|i| i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))))
+            .collect()
+    }
+
+    /// Record sync bookkeeping (time, error) without touching the witnessed checkpoint.
+    pub fn tlog_note(&self, log: &str, base_url: &str, at: Timestamp, error: Option<String>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(TLOG_STATE)?;
+            let mut s: LogState = match t.get(log)? {
+                Some(v) => serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))?,
+                None => LogState::new(log, base_url),
+            };
+            s.last_sync = Some(at);
+            s.last_error = error;
+            t.insert(log, serde_json::to_string(&s).expect("json").as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Store `cosigned` as the newest witnessed checkpoint if the witnessed size is still
+    /// `expected` (None: nothing witnessed); record its root. One transaction.
+    pub fn tlog_accept(
+        &self,
+        log: &str,
+        base_url: &str,
+        expected: Option<u64>,
+        cosigned: &Verified,
+        at: Timestamp,
+    ) -> Result<Cas, StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(TLOG_STATE)?;
+            let mut s: LogState = match t.get(log)? {
+                Some(v) => serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))?,
+                None => LogState::new(log, base_url),
+            };
+            let current = s.latest.as_ref().map(|l| l.size);
+            if current != expected {
+                return Ok(Cas::Conflict(current.unwrap_or(0)));
+            }
+            s.latest = Some(cosigned.clone());
+            s.witnessed_at = Some(at);
+            s.last_sync = Some(at);
+            s.last_error = None;
+            t.insert(log, serde_json::to_string(&s).expect("json").as_str())?;
+            tx.open_table(TLOG_CHECKPOINTS)?.insert((log, cosigned.size), cosigned.text.as_bytes())?;
+            tx.open_table(TLOG_ROOTS)?.insert((log, cosigned.size), hex::encode(cosigned.root).as_str())?;
+        }
+        tx.commit()?;
+        Ok(Cas::Stored)
+    }
+
+    /// Record roots proven consistent with the witnessed history (bundle checkpoints).
+    pub fn tlog_put_roots(&self, log: &str, roots: &[(u64, Hash)]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(TLOG_ROOTS)?;
+            for (size, root) in roots {
+                t.insert((log, *size), hex::encode(root).as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn tlog_root(&self, log: &str, size: u64) -> Result<Option<Hash>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_ROOTS)?;
+        t.get((log, size))?
+            .map(|v| hex::decode(v.value()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("tlog_roots", "not 32 hex bytes")))
+            .transpose()
+    }
+
+    /// Every witnessed checkpoint of a log, oldest first.
+    pub fn tlog_history(&self, log: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_CHECKPOINTS)?;
+        let mut out = vec![];
+        for i in t.range((log, 0u64)..=(log, u64::MAX))? {
+            let (k, v) = i?;
+            out.push((k.value().1, String::from_utf8_lossy(v.value()).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Raise an alarm: keep the evidence, mark the log untrusted. One transaction.
+    pub fn tlog_raise(&self, mut a: Alarm, base_url: &str) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let id;
+        {
+            let mut al = tx.open_table(TLOG_ALARMS)?;
+            id = al.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            a.id = id;
+            al.insert(id, serde_json::to_string(&a).expect("json").as_str())?;
+            let mut t = tx.open_table(TLOG_STATE)?;
+            let mut s: LogState = match t.get(a.log.as_str())? {
+                Some(v) => serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))?,
+                None => LogState::new(&a.log, base_url),
+            };
+            if s.alarm.is_none() {
+                s.alarm = Some(id);
+            }
+            s.last_sync = Some(a.detected_at);
+            s.last_error = Some(format!("{}: {}", a.kind, a.detail));
+            t.insert(a.log.as_str(), serde_json::to_string(&s).expect("json").as_str())?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn tlog_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_ALARMS)?;
+        t.iter()?
+            .map(|i| i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_alarms", e))))
+            .collect()
+    }
+
+    /// An operator resolves a log's alarms: the evidence stays; the log is trusted again and
+    /// `rebaseline` makes the next checkpoint the new trust-on-first-use starting point.
+    pub fn tlog_resolve(&self, log: &str, r: Resolution, rebaseline: bool) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut n = 0;
+        {
+            let mut al = tx.open_table(TLOG_ALARMS)?;
+            let open: Vec<(u64, Alarm)> = al
+                .iter()?
+                .filter_map(|i| i.ok())
+                .filter_map(|(k, v)| serde_json::from_str::<Alarm>(v.value()).ok().map(|a| (k.value(), a)))
+                .filter(|(_, a)| a.log == log && a.resolved.is_none())
+                .collect();
+            for (k, mut a) in open {
+                a.resolved = Some(r.clone());
+                al.insert(k, serde_json::to_string(&a).expect("json").as_str())?;
+                n += 1;
+            }
+            let mut t = tx.open_table(TLOG_STATE)?;
+            let cur = t.get(log)?.map(|v| v.value().to_string());
+            if let Some(v) = cur {
+                let mut s: LogState = serde_json::from_str(&v).map_err(|e| corrupt("tlog_state", e))?;
+                s.alarm = None;
+                if rebaseline {
+                    s.latest = None;
+                }
+                t.insert(log, serde_json::to_string(&s).expect("json").as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}
