@@ -547,7 +547,7 @@ mod tests {
             "witness A x\nquorum A\n",
             &format!("witness A {}\nquorum B\n", ws[0].vkey()),
             &format!("witness A {}\ngroup G 3 A\nquorum G\n", ws[0].vkey()),
-            &format!("witness A {}\nwitness B {}\nquorum A\n", ws[0].vkey(), ws[0].vkey().replacen("w1", "w1", 1)),
+            &format!("witness A {}\nwitness B {}\nquorum A\n", ws[0].vkey(), ws[0].vkey()),
             "",
             "frobnicate\nquorum none\n",
         ] {
