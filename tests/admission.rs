@@ -512,3 +512,33 @@ spec:
     assert!(o.violations.iter().any(|v| v.message.contains("1 of 2")), "2-of-2 with one signer: {:?}", o.violations);
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_under_a_split_view_alarm_blocks_admission_until_resolved() {
+    let (lab, _d) = start_lab(|o| o.keep_testbed = true).await;
+    let good = lab.scenario("good").digest_ref.clone();
+    assert!(lab.admit("prod", &[&good], None).await.unwrap().allowed, "witnessed and proven");
+    // the log forks: the witness sees two roots for one size
+    let tb = lab.testbed.as_ref().unwrap();
+    reqwest::Client::new().post(format!("{}/testbed/rekor/fork", tb.base_url())).send().await.unwrap();
+    tb.stack.rekor.lock().unwrap().serve_fork = false;
+    tb.stack.rekor.lock().unwrap().append(&json!({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": {"late": true}}), 1_700_000_000);
+    assert!(lab.tlog.sync().await[0].error.is_none());
+    tb.stack.rekor.lock().unwrap().serve_fork = true;
+    assert_eq!(lab.tlog.sync().await[0].error.as_ref().unwrap().kind, trustmirror::core::tlog::TlogErrorKind::SplitView);
+    // every image whose bundles cite that log is now refused, naming the alarm (cache bypassed)
+    let a = lab.admit("prod", &[&good], None).await.unwrap();
+    assert!(!a.allowed);
+    assert!(a.message.contains("] transparency: log") && a.message.contains("untrusted"), "{}", a.message);
+    // an operator investigates and resolves it: admitted again
+    let log = lab.witnessed[0].0.clone();
+    lab.store
+        .tlog_resolve(
+            &log,
+            trustmirror::store::tlog::Resolution { at: Timestamp::now(), by: "sec".into(), reason: "fork was a test".into() },
+            false,
+        )
+        .unwrap();
+    assert!(lab.admit("prod", &[&good], None).await.unwrap().allowed);
+    lab.shutdown().await;
+}

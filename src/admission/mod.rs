@@ -538,6 +538,27 @@ impl Engine {
                 return out;
             }
         };
+        // the witnessed logs' state, when a policy looks at it (an alarm or a new witnessed
+        // checkpoint changes decisions)
+        let tlog_epoch = if policy.uses_transparency() {
+            match self.store.tlog_states() {
+                Ok(states) => {
+                    let mut h = Sha256::new();
+                    for s in states {
+                        h.update(s.log.as_bytes());
+                        h.update(s.latest.map(|l| l.size).unwrap_or(0).to_be_bytes());
+                        h.update(s.alarm.unwrap_or(0).to_be_bytes());
+                    }
+                    hex::encode(h.finalize())
+                }
+                Err(e) => {
+                    out.violations.push(internal(format!("{image}: reading the witnessed log state failed: {e} (failing closed)")));
+                    return out;
+                }
+            }
+        } else {
+            String::new()
+        };
         let mut h = Sha256::new();
         for part in [
             out.repository.as_str(),
@@ -546,6 +567,7 @@ impl Engine {
             etag.as_deref().unwrap_or("-"),
             &policy.version,
             &trust.digest(),
+            &tlog_epoch,
         ] {
             h.update(part.as_bytes());
             h.update([0]);
@@ -566,7 +588,7 @@ impl Engine {
             }
             None => {
                 self.metrics.cache.get_or_create(&l(&[("result", "miss")])).inc();
-                let facts = match self.facts(image, &out, etag.is_some()) {
+                let facts = match self.facts(image, &out, etag.is_some(), policy.uses_transparency()) {
                     Ok(f) => f,
                     Err(e) => {
                         out.violations.push(internal(format!("{image}: reading material from the store failed: {e} (failing closed)")));
@@ -577,8 +599,15 @@ impl Engine {
                     self.queue(image, &out);
                 }
                 let e = Arc::new(policy.evaluate(&trust, &facts, now));
-                // misses are not cached: the material may land any second
-                if facts.material.is_some() {
+                // misses are not cached: the material may land any second (and a checkpoint
+                // not yet proven against the witnessed history may be proven any second)
+                let unproven = facts.tlog.values().any(|f| {
+                    matches!(
+                        f.verdict,
+                        crate::core::tlog::HistoryVerdict::Unwitnessed { .. } | crate::core::tlog::HistoryVerdict::UnknownLog { .. }
+                    )
+                });
+                if facts.material.is_some() && !unproven {
                     let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     if c.len() >= CACHE_MAX {
                         c.clear();
@@ -601,7 +630,7 @@ impl Engine {
         out
     }
 
-    fn facts(&self, image: &str, o: &ImageOutcome, has_material: bool) -> Result<Facts, crate::store::StoreError> {
+    fn facts(&self, image: &str, o: &ImageOutcome, has_material: bool, tlog: bool) -> Result<Facts, crate::store::StoreError> {
         let mut f = Facts {
             reference: image.to_string(),
             repository: o.repository.clone(),
@@ -626,7 +655,41 @@ impl Engine {
             }
         }
         f.material = m;
+        if tlog {
+            self.tlog_facts(&mut f)?;
+        }
         Ok(f)
+    }
+
+    /// What the witnessed history says of every checkpoint the material's bundles cite.
+    fn tlog_facts(&self, f: &mut Facts) -> Result<(), crate::store::StoreError> {
+        use crate::core::tlog::{HistoryVerdict, against_history, bundle_checkpoints};
+        let mut states = BTreeMap::new();
+        for b in f.blobs.values() {
+            for (log, size, root) in bundle_checkpoints(b) {
+                if f.tlog.contains_key(&(log.clone(), size)) {
+                    continue;
+                }
+                if !states.contains_key(&log) {
+                    states.insert(log.clone(), self.store.tlog_state(&log)?);
+                }
+                let fact = match &states[&log] {
+                    None => {
+                        crate::core::policy::TlogFact { verdict: HistoryVerdict::UnknownLog { log: log.clone() }, witnessed_note: None }
+                    }
+                    Some(st) => {
+                        let known = self.store.tlog_root(&log, size)?;
+                        let alarm = st.alarm.map(|a| format!("alarm #{a} is open (trustmirror tlog status)"));
+                        crate::core::policy::TlogFact {
+                            verdict: against_history(size, &root, known, st.latest.as_ref().map(|l| l.size), alarm.as_deref()),
+                            witnessed_note: st.latest.as_ref().map(|l| l.text.clone()),
+                        }
+                    }
+                };
+                f.tlog.insert((log, size), fact);
+            }
+        }
+        Ok(())
     }
 
     fn queue(&self, image: &str, o: &ImageOutcome) {

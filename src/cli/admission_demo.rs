@@ -63,6 +63,10 @@ pub struct Lab {
     pub testbed_time: Duration,
     pub mirror_time: Duration,
     pub oci: Arc<OciMirror>,
+    pub tlog: Arc<crate::mirror::tlog_mirror::TlogMirror>,
+    /// Witnessed log sizes, and (proven, not proven) bundle checkpoints.
+    pub witnessed: Vec<(String, Option<u64>)>,
+    pub proven: (usize, usize),
 }
 
 /// The demo policy with the registry address and vendor key filled in.
@@ -115,11 +119,24 @@ impl Lab {
         if !sync.errors.is_empty() {
             return Err(anyhow!("mirroring the testbed registry: {:?}", sync.errors));
         }
+        // witness the log and prove every mirrored bundle's checkpoint against the history
+        let w = Arc::new(crate::cli::tlog::load_witness(&o.dir.join("witness.key"), "trustmirror.demo/witness")?);
+        let witness_vkey = w.vkey();
+        let st = store.clone();
+        let ttrust = move || {
+            crate::cli::mirror::trust_material(&st, None).unwrap_or_else(|_| crate::core::verify::TrustedMaterial::production_arc())
+        };
+        let tlog = Arc::new(crate::mirror::tlog_mirror::TlogMirror::new(store.clone(), clock.clone(), Arc::new(ttrust), w));
+        let witnessed = tlog.sync().await;
+        if let Some(e) = witnessed.iter().find_map(|r| r.error.clone()) {
+            return Err(anyhow!("witnessing the testbed's log: {e}"));
+        }
+        let proven = tlog.prove_mirrored().await;
         let mirror_time = t1.elapsed();
 
         let pdir = o.dir.join("policy");
         std::fs::create_dir_all(&pdir)?;
-        std::fs::write(pdir.join("policy.yaml"), demo_policy(&registry, &vendor_pem))?;
+        std::fs::write(pdir.join("policy.yaml"), demo_policy(&registry, &vendor_pem).replace("${WITNESS_VKEY}", &witness_vkey))?;
         std::fs::write(pdir.join("banned.yaml"), crate::bundles::DEMO_BANNED)?;
         let mut eo = EngineOptions {
             policy_files: vec![pdir.join("policy.yaml")],
@@ -167,6 +184,9 @@ impl Lab {
             testbed_time,
             mirror_time,
             oci,
+            tlog,
+            witnessed: witnessed.iter().map(|r| (r.log.clone(), r.size)).collect(),
+            proven,
         })
     }
 
@@ -401,10 +421,16 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             "  mirrored  TUF repository (trusted_root.json) and {} image digests, {} signatures/attestations verified, {} rejected ({:.1?})",
             s.digests_ingested, s.items_verified, s.items_rejected, lab.mirror_time
         );
+        println!(
+            "  witnessed the testbed's Rekor log at size {} and proved {} bundle checkpoints consistent with it ({} not)",
+            lab.witnessed.first().and_then(|w| w.1).unwrap_or(0),
+            lab.proven.0,
+            lab.proven.1
+        );
         println!("  stopped   the testbed: registry, TUF, Rekor and Fulcio are gone — every decision below comes from the store");
         println!("  webhook   {}/validate and /mutate (TLS, CA {})", lab.url, dir.join("tls/ca.crt").display());
         println!(
-            "  policy    {} (myorg/**: identity, SLSA L3, SBOM + banned list, CVEs, base image, digest; vendor/**: key)\n",
+            "  policy    {} (myorg/**: identity, SLSA L3, SBOM + banned list, CVEs, base image, digest, witnessed log; vendor/**: key)\n",
             dir.join("policy/policy.yaml").display()
         );
     }

@@ -53,6 +53,8 @@ pub enum Property {
     Vulnerabilities,
     BaseImage,
     Attestation,
+    /// The bundles' transparency-log checkpoints against the witnessed history.
+    Transparency,
     NoPolicy,
 }
 
@@ -68,6 +70,7 @@ impl Property {
             Property::Vulnerabilities => "vulnerabilities",
             Property::BaseImage => "base-image",
             Property::Attestation => "attestation",
+            Property::Transparency => "transparency",
             Property::NoPolicy => "no-policy",
         }
     }
@@ -153,6 +156,25 @@ pub struct Policy {
     pub base_images: Option<Vec<glob::Pattern>>,
     pub registries: Option<Vec<glob::Pattern>>,
     pub require_digest: bool,
+    pub transparency: Option<TransparencyReq>,
+}
+
+/// `transparency:` — the log checkpoints of the image's signatures and attestations must be in
+/// the witnessed history (`required`), or only warn when they are not yet (`warn`); a checkpoint
+/// the history contradicts, or a log under alarm, is always a violation. `witnessPolicy` (C2SP
+/// tlog-policy) additionally requires the witnessed checkpoint's cosignatures to meet a quorum.
+#[derive(Debug, Clone)]
+pub struct TransparencyReq {
+    pub unwitnessed: Mode,
+    pub witness_policy: Option<crate::core::tlog::WitnessPolicy>,
+}
+
+/// What the store knows about one log checkpoint cited by a bundle.
+#[derive(Debug, Clone)]
+pub struct TlogFact {
+    pub verdict: crate::core::tlog::HistoryVerdict,
+    /// The log's newest witnessed checkpoint (with cosignatures), for witness policies.
+    pub witnessed_note: Option<String>,
 }
 
 impl Policy {
@@ -220,6 +242,16 @@ pub struct Facts {
     pub material: Option<MaterialRecord>,
     /// Blobs the material's items reference (sha256 hex → bytes).
     pub blobs: BTreeMap<String, Vec<u8>>,
+    /// (log id, tree size) → what the witnessed history says of each checkpoint the material's
+    /// bundles cite (gathered only when a policy asks for transparency).
+    pub tlog: BTreeMap<(String, u64), TlogFact>,
+}
+
+impl PolicySet {
+    /// Does any policy need [`Facts::tlog`]?
+    pub fn uses_transparency(&self) -> bool {
+        self.policies.iter().any(|p| p.transparency.is_some())
+    }
 }
 
 /// The outcome of evaluating one image.
@@ -444,6 +476,22 @@ impl PolicySet {
                     .map(|r| globs(&r["allowed"], &format!("{name}.registries")))
                     .transpose()?,
                 require_digest: spec["requireDigest"].as_bool().unwrap_or(false),
+                transparency: match spec.get("transparency").filter(|v| !v.is_null()) {
+                    None => None,
+                    Some(t) => Some(TransparencyReq {
+                        unwitnessed: match t["witnessed"].as_str().unwrap_or("required") {
+                            "required" => Mode::Enforce,
+                            "warn" => Mode::Warn,
+                            "audit" => Mode::Audit,
+                            o => return Err(format!("{name}.transparency.witnessed: {o:?} (required, warn or audit)")),
+                        },
+                        witness_policy: t["witnessPolicy"]
+                            .as_str()
+                            .map(crate::core::tlog::WitnessPolicy::parse)
+                            .transpose()
+                            .map_err(|e| format!("{name}.transparency.witnessPolicy: {e}"))?,
+                    }),
+                },
             });
         }
         let mut h = Sha256::new();
@@ -486,7 +534,13 @@ impl PolicySet {
         ev.violations
             .iter()
             .map(|v| {
-                let mode = self.policies.iter().find(|p| p.name == v.policy).map(|p| p.mode_for(namespace)).unwrap_or(v.mode);
+                // a violation the policy itself lowered (e.g. `transparency.witnessed: warn`)
+                // stays at most that low in every namespace
+                let mode = match self.policies.iter().find(|p| p.name == v.policy) {
+                    Some(p) if v.mode < p.mode => v.mode.min(p.mode_for(namespace)),
+                    Some(p) => p.mode_for(namespace),
+                    None => v.mode,
+                };
                 Violation { mode, ..v.clone() }
             })
             .collect()
@@ -687,6 +741,65 @@ impl PolicySet {
                 Some(base) => {
                     if !approved.iter().any(|g| g.matches(&base)) {
                         fail(Property::BaseImage, format!("base image {base} is not approved"));
+                    }
+                }
+            }
+        }
+        if let Some(req) = &p.transparency {
+            self.check_transparency(p, req, material, facts, ev);
+        }
+    }
+}
+
+impl PolicySet {
+    fn check_transparency(&self, p: &Policy, req: &TransparencyReq, material: &MaterialRecord, facts: &Facts, ev: &mut Evaluation) {
+        use crate::core::tlog::{HistoryVerdict, bundle_checkpoints};
+        let mut fail = |mode: Mode, message: String| {
+            ev.violations.push(Violation { policy: p.name.clone(), property: Property::Transparency, message, mode: mode.min(p.mode) })
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for item in material.items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)) {
+            let Some(b) = item.bundle.as_ref().and_then(|b| facts.blobs.get(b)) else { continue };
+            for (log, size, _) in bundle_checkpoints(b) {
+                if !seen.insert((log.clone(), size)) {
+                    continue;
+                }
+                let short = &log[..log.len().min(12)];
+                match facts.tlog.get(&(log.clone(), size)).map(|f| (&f.verdict, f.witnessed_note.as_deref())) {
+                    None | Some((HistoryVerdict::UnknownLog { .. }, _)) => {
+                        fail(req.unwitnessed, format!("log {short}… has never been witnessed ({})", item.source))
+                    }
+                    Some((HistoryVerdict::Inconsistent { detail, .. }, _)) => {
+                        fail(Mode::Enforce, format!("split view on log {short}…: {detail} ({})", item.source))
+                    }
+                    Some((HistoryVerdict::LogUntrusted { detail }, _)) => {
+                        fail(Mode::Enforce, format!("log {short}… is untrusted: {detail}"))
+                    }
+                    Some((HistoryVerdict::Unwitnessed { size, witnessed }, _)) => fail(
+                        req.unwitnessed,
+                        format!(
+                            "checkpoint size {size} of log {short}… is not yet proven consistent with the witnessed history (witnessed up to {}) ({})",
+                            witnessed.map(|w| w.to_string()).unwrap_or_else(|| "nothing".into()),
+                            item.source
+                        ),
+                    ),
+                    Some((HistoryVerdict::Consistent { witnessed, .. }, note)) => {
+                        if let Some(wp) = &req.witness_policy {
+                            let (signed, ok) = wp.evaluate(note.unwrap_or(""));
+                            if !ok {
+                                fail(
+                                    Mode::Enforce,
+                                    format!(
+                                        "witnessed checkpoint {witnessed} of log {short}… does not meet the witness policy (cosigned by {})",
+                                        if signed.is_empty() {
+                                            "nobody".to_string()
+                                        } else {
+                                            signed.into_iter().collect::<Vec<_>>().join(", ")
+                                        }
+                                    ),
+                                );
+                            }
+                        }
                     }
                 }
             }
