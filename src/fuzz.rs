@@ -65,3 +65,58 @@ pub fn tuf_metadata(data: &[u8]) {
         let _ = crate::core::tuf::peek(data);
     }
 }
+
+/// A Kubernetes AdmissionReview body: parsing, image extraction for every admitted kind.
+pub fn admission_review(data: &[u8]) {
+    if let Ok(r) = crate::admission::review::parse(data) {
+        let _ = crate::admission::review::object_name(&r);
+        if let Some(o) = &r.object {
+            for k in
+                ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController", &r.kind.kind]
+            {
+                if let Ok(imgs) = crate::admission::review::images(k, o) {
+                    for i in imgs {
+                        let _ = i.image.parse::<oci_client::Reference>();
+                        let _ = crate::admission::review::pin(&i.image, "sha256:00");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The witness's inputs: a checkpoint against the production logs, a tlog-witness
+/// add-checkpoint body, a tlog-policy file, vkeys, cosignature lines, bundle checkpoints.
+pub fn witness(data: &[u8]) {
+    use crate::core::tlog;
+    let Ok(s) = std::str::from_utf8(data) else {
+        let _ = tlog::bundle_checkpoints(data);
+        return;
+    };
+    for log in tlog::log_keys(TrustedMaterial::production()) {
+        let _ = tlog::verify_checkpoint(s, &log, Some("rekor.sigstore.dev - 1193050959916656506"));
+    }
+    if let Ok((old, proof, cp)) = crate::mirror::tlog_mirror::parse_add_checkpoint(s) {
+        let _ = tlog::verify_consistency(old, &[0; 32], old.saturating_add(proof.len() as u64), &[1; 32], &proof);
+        let _ = sigstore_types::Checkpoint::from_text(&cp);
+    }
+    if let Ok(p) = tlog::WitnessPolicy::parse(s) {
+        let _ = p.evaluate(s);
+    }
+    for w in s.split_whitespace() {
+        if let Ok(c) = tlog::Cosigner::from_vkey(w) {
+            let _ = c.cosigned(s);
+        }
+    }
+    let _ = tlog::bundle_checkpoints(data);
+}
+
+/// Admission policy documents and banned lists (operator input, but a typo must be an error).
+pub fn policy(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    if s.len() > 64 * 1024 {
+        return;
+    }
+    let _ = crate::core::policy::BannedList::parse(s);
+    let _ = crate::core::policy::PolicySet::parse(s, Default::default());
+}

@@ -125,6 +125,43 @@ fn parsers_never_panic_on_mutated_real_inputs() {
     total += run("certificate-pem", trustmirror::fuzz::certificate, &certs, 30);
     total += run("trusted_root", trustmirror::fuzz::trusted_root, &roots, 20);
     total += run("tuf_metadata", trustmirror::fuzz::tuf_metadata, &tuf, 20);
+    // AdmissionReviews of every admitted kind
+    use trustmirror::admission::review;
+    let pod = review::pod(
+        "p",
+        "ns",
+        &["registry.internal/myorg/app:v1", "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"],
+    );
+    let spec = pod["spec"].clone();
+    let objects = [
+        pod.clone(),
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": spec.clone()}}}),
+        serde_json::json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+    ];
+    let reviews: Vec<(String, Vec<u8>)> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (format!("review {i}"), serde_json::to_vec(&review::request_for("u", "ns", o)).unwrap()))
+        .collect();
+    total += run("admission_review", trustmirror::fuzz::admission_review, &reviews, 150);
+    // witness inputs: checkpoints, an add-checkpoint body, a tlog-policy, a cosigned note
+    let w = trustmirror::core::tlog::Witness::from_seed("w.example/w1", &[3; 32]).unwrap();
+    let mut witness: Vec<(String, Vec<u8>)> = checkpoints.iter().take(8).cloned().collect();
+    if let Some((_, cp)) = checkpoints.first() {
+        let cp = String::from_utf8_lossy(cp).into_owned();
+        let body = cp.split_once("\n\n").map(|x| x.0).unwrap_or(&cp).to_string() + "\n";
+        witness.push(("add-checkpoint".into(), format!("old 10\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\n{cp}").into_bytes()));
+        witness.push(("cosigned".into(), format!("{cp}{}", w.cosign(&body, 1_700_000_000)).into_bytes()));
+    }
+    witness.push(("policy".into(), format!("witness a {}\ngroup g any a\nquorum g\n", w.vkey()).into_bytes()));
+    witness.extend(bundles.iter().take(4).cloned());
+    total += run("witness", trustmirror::fuzz::witness, &witness, 60);
+    // admission policies
+    let policies = vec![
+        ("demo-policy".to_string(), std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/bundles/policy/demo-policy.yaml")).unwrap()),
+        ("demo-banned".to_string(), std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/bundles/policy/demo-banned.yaml")).unwrap()),
+    ];
+    total += run("policy", trustmirror::fuzz::policy, &policies, 150);
     eprintln!("{total} mutated inputs, no panic");
     assert!(total > 3000);
 }
