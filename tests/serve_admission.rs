@@ -84,7 +84,8 @@ admission:
         assert!(child.0.try_wait().unwrap().is_none(), "serve exited");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()).no_proxy().build().unwrap();
+    let client =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()).no_proxy().build().unwrap();
     let base = format!("https://127.0.0.1:{https}");
     loop {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await

@@ -500,3 +500,58 @@ async fn the_cli_syncs_reports_and_checks_bundles() {
     assert!(err.contains("untrusted"), "{err}");
     e.tb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tlog_tiles_log_is_witnessed_from_its_tiles() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = TestbedOptions::new(dir.path().join("tb"));
+    o.registry = false;
+    let tb = Testbed::up(o).await.unwrap();
+    let store = Arc::new(Store::open(dir.path().join("s.redb")).unwrap());
+    let tr = tb.stack.trusted_root_with_tiles(&tb.base_url());
+    let tm = Arc::new(TrustedMaterial::from_json("tiles", tr.to_string().as_bytes()).unwrap());
+    let w = Arc::new(Witness::from_seed("witness.internal/w1", &[42; 32]).unwrap());
+    let m = TlogMirror::new(store.clone(), Arc::new(SystemClock), Arc::new(move || tm.clone()), w);
+    let tiles_log = m.logs().into_iter().find(|l| l.is_ed25519()).expect("the tiles log");
+    let r = m.sync().await;
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|r| r.outcome == "first"), "{r:?}");
+    // grow across tile boundaries: the proof is computed from a few tiles, which must
+    // reproduce the signed root
+    {
+        let mut rk = tb.stack.rekor.lock().unwrap();
+        for i in 0..700u32 {
+            rk.append(&json!({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": {"i": i}}), 1_700_000_000);
+        }
+    }
+    let before = m.requests();
+    let r = m.sync().await;
+    assert!(r.iter().all(|r| r.outcome.starts_with("advanced")), "{r:?}");
+    let used = m.requests() - before;
+    assert!(used <= 2 + 1 + 8, "v1: 2 requests; tiles: checkpoint + a handful of tiles ({used})");
+    let st = store.tlog_state(&tiles_log.id).unwrap().unwrap();
+    assert_eq!(st.latest.as_ref().unwrap().size, tb.stack.rekor.lock().unwrap().size());
+    assert!(st.latest.unwrap().origin.ends_with("/tiles"));
+    // unchanged: one request per log
+    let before = m.requests();
+    assert!(m.sync().await.iter().all(|r| r.outcome == "unchanged"));
+    assert_eq!(m.requests() - before, 2);
+    // the tiles log forks too: another root for a witnessed size is a split view
+    reqwest::Client::new().post(format!("{}/testbed/rekor/fork", tb.base_url())).send().await.unwrap();
+    tb.stack.rekor.lock().unwrap().serve_fork = false;
+    append_to(&tb, 1);
+    assert!(m.sync().await.iter().all(|r| r.error.is_none()));
+    tb.stack.rekor.lock().unwrap().serve_fork = true;
+    let r = m.sync().await;
+    let tr = r.iter().find(|r| r.log == tiles_log.id).unwrap();
+    assert_eq!(tr.error.as_ref().unwrap().kind, TlogErrorKind::SplitView, "{r:?}");
+    tb.shutdown().await;
+}
+
+fn append_to(tb: &Testbed, n: usize) {
+    let mut r = tb.stack.rekor.lock().unwrap();
+    for i in 0..n {
+        r.append(&json!({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {"n": i, "t": rand::random::<u64>()}}), 1_700_000_000);
+    }
+}

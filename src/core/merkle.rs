@@ -1,5 +1,6 @@
-//! RFC 6962 / RFC 9162 Merkle trees: leaf and node hashes, roots, and proof *generation* over a
-//! list of leaf hashes at any tree size.
+//! RFC 6962 / RFC 9162 Merkle trees: leaf and node hashes, roots, and proof *generation* at any
+//! tree size, over any source of complete-subtree hashes ([`HashSource`]): leaves in memory, or
+//! a log's C2SP tlog-tiles (the witness computes consistency proofs from tiles).
 //!
 //! Written here (not taken from `ct-merkle`) because a transparency log's API must prove inclusion
 //! and consistency between *arbitrary historical* sizes (`/api/v1/log/proof?firstSize=&lastSize=`);
@@ -26,69 +27,118 @@ pub fn node_hash(l: &Hash, r: &Hash) -> Hash {
 }
 
 /// Largest power of two strictly smaller than `n` (n ≥ 2).
-fn split(n: usize) -> usize {
+pub fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
-    let mut k = 1;
-    while k << 1 < n {
-        k <<= 1;
-    }
-    k
+    1u64 << (63 - (n - 1).leading_zeros())
 }
 
 /// MTH(D[0:n]) of RFC 6962 §2.1 (the empty tree hashes to SHA-256 of nothing).
 pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+    if leaves.is_empty() {
+        return Sha256::digest([]).into();
+    }
+    let mut o = SliceTree(leaves);
+    subtree(&mut o, 0, leaves.len() as u64).expect("in range")
+}
+
+/// Where subtree hashes come from: a list of leaves in memory, a log's tiles, …
+pub trait HashSource {
+    type Error;
+    /// MTH(D[start : start + 2^height]) — a complete subtree (the source guarantees it lies
+    /// within the tree it describes).
+    fn complete(&mut self, start: u64, height: u32) -> Result<Hash, Self::Error>;
+}
+
+/// MTH(D[a:b]) for any non-empty range, from complete subtrees (RFC 6962's recursion).
+pub fn subtree<S: HashSource>(src: &mut S, a: u64, b: u64) -> Result<Hash, S::Error> {
+    let n = b - a;
+    if n.is_power_of_two() && a % n == 0 {
+        return src.complete(a, n.trailing_zeros());
+    }
+    let k = split(n);
+    let (l, r) = (subtree(src, a, a + k)?, subtree(src, a + k, b)?);
+    Ok(node_hash(&l, &r))
+}
+
+/// PATH(m, D[0:n]) of RFC 6962 §2.1.1 from a hash source.
+pub fn inclusion_proof_from<S: HashSource>(src: &mut S, m: u64, n: u64) -> Result<Vec<Hash>, S::Error> {
+    fn path<S: HashSource>(src: &mut S, m: u64, a: u64, b: u64, out: &mut Vec<Hash>) -> Result<(), S::Error> {
+        let n = b - a;
+        if n <= 1 {
+            return Ok(());
         }
+        let k = split(n);
+        if m < k {
+            path(src, m, a, a + k, out)?;
+            out.push(subtree(src, a + k, b)?);
+        } else {
+            path(src, m - k, a + k, b, out)?;
+            out.push(subtree(src, a, a + k)?);
+        }
+        Ok(())
+    }
+    let mut out = vec![];
+    if m < n {
+        path(src, m, 0, n, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// PROOF(m, D[0:n]) of RFC 6962 §2.1.2 from a hash source.
+pub fn consistency_proof_from<S: HashSource>(src: &mut S, m: u64, n: u64) -> Result<Vec<Hash>, S::Error> {
+    fn sub<S: HashSource>(src: &mut S, m: u64, a: u64, b: u64, first: bool, out: &mut Vec<Hash>) -> Result<(), S::Error> {
+        let n = b - a;
+        if m == n {
+            if !first {
+                out.push(subtree(src, a, b)?);
+            }
+            return Ok(());
+        }
+        let k = split(n);
+        if m <= k {
+            sub(src, m, a, a + k, first, out)?;
+            out.push(subtree(src, a + k, b)?);
+        } else {
+            sub(src, m - k, a + k, b, false, out)?;
+            out.push(subtree(src, a, a + k)?);
+        }
+        Ok(())
+    }
+    let mut out = vec![];
+    if m > 0 && m < n {
+        sub(src, m, 0, n, true, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Leaves in memory as a hash source.
+struct SliceTree<'a>(&'a [Hash]);
+
+impl HashSource for SliceTree<'_> {
+    type Error = std::convert::Infallible;
+    fn complete(&mut self, start: u64, height: u32) -> Result<Hash, Self::Error> {
+        let (a, b) = (start as usize, (start + (1u64 << height)) as usize);
+        if height == 0 {
+            return Ok(self.0[a]);
+        }
+        let mid = a + (1usize << (height - 1));
+        let l = self.complete(a as u64, height - 1)?;
+        let r = self.complete(mid as u64, height - 1)?;
+        debug_assert!(b <= self.0.len());
+        Ok(node_hash(&l, &r))
     }
 }
 
 /// PATH(m, D[0:n]) of RFC 6962 §2.1.1: the audit path for leaf `m` in the tree of `leaves`.
 pub fn inclusion_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    let n = leaves.len();
-    if n <= 1 || m >= n {
-        return vec![];
-    }
-    let k = split(n);
-    if m < k {
-        let mut p = inclusion_proof(m, &leaves[..k]);
-        p.push(root(&leaves[k..]));
-        p
-    } else {
-        let mut p = inclusion_proof(m - k, &leaves[k..]);
-        p.push(root(&leaves[..k]));
-        p
-    }
+    let Ok(p) = inclusion_proof_from(&mut SliceTree(leaves), m as u64, leaves.len() as u64);
+    p
 }
 
 /// PROOF(m, D[0:n]) of RFC 6962 §2.1.2: consistency between sizes `m` and `leaves.len()`.
 pub fn consistency_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    let n = leaves.len();
-    if m == 0 || m >= n {
-        return vec![];
-    }
-    subproof(m, leaves, true)
-}
-
-fn subproof(m: usize, leaves: &[Hash], b: bool) -> Vec<Hash> {
-    let n = leaves.len();
-    if m == n {
-        return if b { vec![] } else { vec![root(leaves)] };
-    }
-    let k = split(n);
-    if m <= k {
-        let mut p = subproof(m, &leaves[..k], b);
-        p.push(root(&leaves[k..]));
-        p
-    } else {
-        let mut p = subproof(m - k, &leaves[k..], false);
-        p.push(root(&leaves[..k]));
-        p
-    }
+    let Ok(p) = consistency_proof_from(&mut SliceTree(leaves), m as u64, leaves.len() as u64);
+    p
 }
 
 #[cfg(test)]

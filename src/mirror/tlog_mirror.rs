@@ -1,6 +1,7 @@
 //! The transparency-log witness: for each log of the trusted root, fetch the signed checkpoint
-//! (Rekor v1 `GET /api/v1/log`), verify the log's signature, and — when the tree grew — the
-//! consistency proof from the witnessed size (`GET /api/v1/log/proof`); cosign what verified
+//! (Rekor v1 `GET /api/v1/log`; tlog-tiles / Rekor v2 `GET <base>/checkpoint`), verify the log's
+//! signature, and — when the tree grew — the consistency proof from the witnessed size (Rekor v1
+//! `GET /api/v1/log/proof`; computed from O(log n) tiles for tlog-tiles logs); cosign what verified
 //! (C2SP tlog-cosignature/v1) and store it as the newest witnessed checkpoint. A smaller tree, or
 //! another root for a witnessed size, or a proof that does not verify, raises an alarm with both
 //! signed checkpoints kept as evidence, and the log stays untrusted until an operator resolves it.
@@ -110,7 +111,7 @@ impl TlogMirror {
         self.logs().into_iter().find(|l| l.id == id)
     }
 
-    async fn get_json(&self, url: &str) -> Result<serde_json::Value, TlogError> {
+    async fn get_bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, TlogError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let fail = |d: String| err(TlogErrorKind::Fetch, format!("{url}: {d}"));
         let mut r = self.client.get(url).send().await.map_err(|e| fail(crate::core::tuf::display_chain(&e)))?;
@@ -119,17 +120,64 @@ impl TlogMirror {
         }
         let mut buf = vec![];
         while let Some(c) = r.chunk().await.map_err(|e| fail(e.to_string()))? {
-            if buf.len() + c.len() > MAX_RESPONSE {
-                return Err(fail(format!("response larger than {MAX_RESPONSE} bytes")));
+            if buf.len() + c.len() > max {
+                return Err(fail(format!("response larger than {max} bytes")));
             }
             buf.extend_from_slice(&c);
         }
-        serde_json::from_slice(&buf).map_err(|e| fail(format!("not JSON: {e}")))
+        Ok(buf)
     }
 
-    async fn consistency_proof(&self, log: &LogKey, m: u64, n: u64) -> Result<Vec<Hash>, TlogError> {
-        let v = self.get_json(&format!("{}/api/v1/log/proof?firstSize={m}&lastSize={n}", log.base_url.trim_end_matches('/'))).await?;
-        hex_hashes(&v["hashes"]).map_err(|e| err(TlogErrorKind::Malformed, format!("log {} proof {m}→{n}: {e}", log.id)))
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, TlogError> {
+        let b = self.get_bytes(url, MAX_RESPONSE).await?;
+        serde_json::from_slice(&b).map_err(|e| err(TlogErrorKind::Fetch, format!("{url}: not JSON: {e}")))
+    }
+
+    /// The log's current signed checkpoint: `<base>/checkpoint` for tlog-tiles logs (Ed25519
+    /// keys, Rekor v2), `signedTreeHead` of `GET /api/v1/log` for Rekor v1.
+    async fn fetch_checkpoint(&self, log: &LogKey) -> Result<String, TlogError> {
+        let base = log.base_url.trim_end_matches('/');
+        if log.is_ed25519() {
+            let b = self.get_bytes(&format!("{base}/checkpoint"), tlog::MAX_CHECKPOINT).await?;
+            return String::from_utf8(b).map_err(|_| err(TlogErrorKind::Malformed, format!("log {}: checkpoint is not UTF-8", log.id)));
+        }
+        let v = self.get_json(&format!("{base}/api/v1/log")).await?;
+        v["signedTreeHead"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| err(TlogErrorKind::Malformed, format!("log {}: no signedTreeHead", log.id)))
+    }
+
+    /// A consistency proof from `m` to `n` (whose signed root is `root_n`): Rekor v1's proof
+    /// endpoint, or computed from tlog-tiles — O(log n) tiles, which must first reproduce the
+    /// signed root (so a proof computed from them that fails is evidence, not a bad download).
+    async fn consistency_proof(&self, log: &LogKey, m: u64, n: u64, root_n: &Hash) -> Result<Vec<Hash>, TlogError> {
+        let base = log.base_url.trim_end_matches('/');
+        if !log.is_ed25519() {
+            let v = self.get_json(&format!("{base}/api/v1/log/proof?firstSize={m}&lastSize={n}")).await?;
+            return hex_hashes(&v["hashes"]).map_err(|e| err(TlogErrorKind::Malformed, format!("log {} proof {m}→{n}: {e}", log.id)));
+        }
+        use crate::core::merkle::{consistency_proof_from, subtree};
+        let mut rec = tlog::TileSet::recorder(n);
+        let _ = subtree(&mut rec, 0, n);
+        let _ = consistency_proof_from(&mut rec, m, n);
+        let mut tiles = std::collections::BTreeMap::new();
+        for (level, index, width) in rec.needed {
+            let b = self.get_bytes(&format!("{base}/{}", tlog::tile_path(level, index, width)), 256 * 32).await?;
+            if b.len() != width as usize * 32 {
+                return Err(err(
+                    TlogErrorKind::Malformed,
+                    format!("log {}: tile {} has {} bytes, expected {}", log.id, tlog::tile_path(level, index, width), b.len(), width * 32),
+                ));
+            }
+            tiles.insert((level, index), b);
+        }
+        let mut ts = tlog::TileSet::with_tiles(n, tiles);
+        let root = subtree(&mut ts, 0, n).map_err(|e| err(TlogErrorKind::Malformed, e))?;
+        if &root != root_n {
+            return Err(err(TlogErrorKind::Fetch, format!("log {}: its tiles do not reproduce the signed root of size {n}", log.id)));
+        }
+        consistency_proof_from(&mut ts, m, n).map_err(|e| err(TlogErrorKind::Malformed, e))
     }
 
     /// Witness every log of the trusted root once.
@@ -154,16 +202,12 @@ impl TlogMirror {
     }
 
     async fn sync_log(&self, log: &LogKey) -> Result<(Step, Verified), TlogError> {
-        let v = self.get_json(&format!("{}/api/v1/log", log.base_url.trim_end_matches('/'))).await?;
-        let text = v["signedTreeHead"]
-            .as_str()
-            .ok_or_else(|| err(TlogErrorKind::Malformed, format!("log {}: no signedTreeHead", log.id)))?
-            .to_string();
+        let text = self.fetch_checkpoint(log).await?;
         let state = self.store.tlog_state(&log.id).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
         let prev = state.as_ref().and_then(|s| s.latest.clone());
         let checked = tlog::verify_checkpoint(&text, log, prev.as_ref().map(|p| p.origin.as_str()))?;
         let proof = match &prev {
-            Some(p) if checked.size > p.size => Some(self.consistency_proof(log, p.size, checked.size).await?),
+            Some(p) if checked.size > p.size => Some(self.consistency_proof(log, p.size, checked.size, &checked.root).await?),
             _ => None,
         };
         let step = self.accept(log, &text, prev.as_ref().map(|p| p.size), proof.as_deref())?;
@@ -253,7 +297,7 @@ impl TlogMirror {
         if size > l.size || size == 0 {
             return Ok(verdict);
         }
-        let proof = self.consistency_proof(&log, size, l.size).await?;
+        let proof = self.consistency_proof(&log, size, l.size, &l.root).await?;
         match tlog::verify_consistency(size, &root, l.size, &l.root, &proof) {
             Ok(()) => {
                 self.store.tlog_put_roots(log_id, &[(size, root)]).map_err(st)?;

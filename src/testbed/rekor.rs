@@ -244,6 +244,49 @@ impl Rekor {
         self.fork = Some(f);
     }
 
+    /// The same tree as a C2SP tlog-tiles log (Rekor v2 style): origin `<host>/tiles`, checkpoints
+    /// signed with an Ed25519 key under the signed-note key ID.
+    pub fn tiles_origin(&self) -> String {
+        format!("{}/tiles", self.origin.split(' ').next().unwrap_or(&self.origin))
+    }
+
+    fn tiles_key(&self) -> aws_lc_rs::signature::Ed25519KeyPair {
+        let seed: [u8; 32] = Sha256::digest(format!("{}/tiles-key", self.tree_id).as_bytes()).into();
+        aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("ed25519 seed")
+    }
+
+    /// SPKI DER of the tiles log's Ed25519 key.
+    pub fn tiles_spki(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair;
+        let mut spki = hex::decode("302a300506032b6570032100").expect("hex");
+        spki.extend_from_slice(self.tiles_key().public_key().as_ref());
+        spki
+    }
+
+    /// The tiles log's checkpoint for the first `size` leaves of a view.
+    pub fn tiles_checkpoint(&self, fork: bool, size: u64) -> String {
+        use aws_lc_rs::signature::KeyPair;
+        let v = self.view(fork);
+        let origin = self.tiles_origin();
+        let body = format!("{origin}\n{size}\n{}\n", B64.encode(merkle::root(&v.leaves[..size as usize])));
+        let key = self.tiles_key();
+        let mut blob = crate::core::tlog::note_key_id(&origin, key.public_key().as_ref()).to_vec();
+        blob.extend_from_slice(key.sign(body.as_bytes()).as_ref());
+        format!("{body}\n\u{2014} {origin} {}\n", B64.encode(blob))
+    }
+
+    /// Tile (level, index) of width `width` for the current size of a view, if it exists.
+    pub fn tile(&self, fork: bool, level: u32, index: u64, width: u32) -> Option<Vec<u8>> {
+        let v = self.view(fork);
+        let span = 1usize.checked_shl(8 * level)?;
+        let entries = v.leaves.len() / span;
+        let (from, to) = (index as usize * 256, index as usize * 256 + width as usize);
+        if width == 0 || width > 256 || to > entries || (width < 256 && to != entries) {
+            return None;
+        }
+        Some((from..to).flat_map(|j| merkle::root(&v.leaves[j * span..(j + 1) * span])).collect())
+    }
+
     /// Roll the served tree back to `size` leaves (a log that rolls back; test hook).
     pub fn truncate(&mut self, size: u64) {
         let s = size as usize;
@@ -272,6 +315,8 @@ pub fn router(r: SharedRekor) -> axum::Router {
         .route("/api/v1/log/entries", post(create_entry).get(entry_by_index))
         .route("/api/v1/log/entries/{uuid}", get(entry_by_uuid))
         .route("/testbed/rekor/fork", post(fork))
+        .route("/tiles/checkpoint", get(tiles_checkpoint))
+        .route("/tiles/tile/{*path}", get(tiles_tile))
         .with_state(r)
 }
 
@@ -288,6 +333,32 @@ async fn log_info(State(r): State<SharedRekor>) -> Response {
         "inactiveShards": [],
     }))
     .into_response()
+}
+
+async fn tiles_checkpoint(State(r): State<SharedRekor>) -> Response {
+    let r = lock(&r);
+    let fork = r.serve_fork;
+    let n = r.view(fork).leaves.len() as u64;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], r.tiles_checkpoint(fork, n)).into_response()
+}
+
+/// `tile/<L>/<N>[.p/<W>]` with N in `x`-prefixed 3-digit groups.
+async fn tiles_tile(State(r): State<SharedRekor>, axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    let (main, width) = match path.split_once(".p/") {
+        Some((m, w)) => (m, w.parse::<u32>().ok()),
+        None => (path.as_str(), Some(256)),
+    };
+    let mut parts = main.split('/');
+    let level = parts.next().and_then(|l| l.parse::<u32>().ok());
+    let digits: String = parts.map(|g| g.trim_start_matches('x')).collect();
+    let (Some(level), Some(width), Ok(index)) = (level, width, digits.parse::<u64>()) else {
+        return err(StatusCode::NOT_FOUND, "no such tile");
+    };
+    let r = lock(&r);
+    match r.tile(r.serve_fork, level, index, width) {
+        Some(t) => ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], t).into_response(),
+        None => err(StatusCode::NOT_FOUND, "no such tile"),
+    }
 }
 
 async fn public_key(State(r): State<SharedRekor>) -> Response {

@@ -212,6 +212,18 @@ impl SigstoreStack {
         })
     }
 
+    /// The trusted root plus the testbed log's tlog-tiles face (`<base>/tiles`, Ed25519), as a
+    /// trusted root listing a Rekor v2 log does.
+    pub fn trusted_root_with_tiles(&self, base_url: &str) -> Value {
+        let mut tr = self.trusted_root(base_url);
+        let spki = self.rekor.lock().unwrap_or_else(|e| e.into_inner()).tiles_spki();
+        tr["tlogs"].as_array_mut().expect("tlogs").push(json!({
+            "baseUrl": format!("{base_url}/tiles"), "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": B64.encode(&spki), "keyDetails": "PKIX_ED25519", "validFor": {"start": self.valid_from.to_string()}},
+            "logId": {"keyId": B64.encode(Sha256::digest(&spki))}}));
+        tr
+    }
+
     /// `signing_config.json` (v0.2) pointing clients at this stack.
     pub fn signing_config(&self, base_url: &str) -> Value {
         let svc = |url: String| json!({"url": url, "majorApiVersion": 1, "validFor": {"start": self.valid_from.to_string()}, "operator": "trustmirror-testbed"});
