@@ -52,7 +52,7 @@ pub trait HashSource {
 /// MTH(D[a:b]) for any non-empty range, from complete subtrees (RFC 6962's recursion).
 pub fn subtree<S: HashSource>(src: &mut S, a: u64, b: u64) -> Result<Hash, S::Error> {
     let n = b - a;
-    if n.is_power_of_two() && a % n == 0 {
+    if n.is_power_of_two() && a.is_multiple_of(n) {
         return src.complete(a, n.trailing_zeros());
     }
     let k = split(n);
