@@ -402,17 +402,19 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             eo.require_mirror_sync = cfg.oci.is_some();
             let engine = Arc::new(crate::admission::Engine::new(store.clone(), clock, eo, running.state.ingest.clone())?);
             running.state.metrics.register(|r| engine.metrics.register(r));
-            let w = crate::admission::server::start(engine, &ac.webhook_options()?).await?;
+            let w = crate::admission::server::start(engine.clone(), &ac.webhook_options()?).await?;
             if let Some(ca) = &w.ca_pem {
                 tracing::info!(ca_bundle = %base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca), "generated webhook CA (caBundle)");
             }
-            Some(w)
+            Some((w, engine))
         }
         None => None,
     };
     Running::wait_for_signal(a.exit_after).await;
-    if let Some(w) = webhook {
+    if let Some((w, engine)) = webhook {
         w.shutdown().await?;
+        // every decision answered is in the audit log before the process ends
+        tokio::task::spawn_blocking(move || engine.flush_audit()).await?;
     }
     running.shutdown().await
 }
