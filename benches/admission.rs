@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use trustmirror::admission::review;
-use trustmirror::cli::admission_demo::{Lab, LabOptions};
+use trustmirror::testbed::lab::{Lab, LabOptions};
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

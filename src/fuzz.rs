@@ -69,18 +69,15 @@ pub fn tuf_metadata(data: &[u8]) {
 /// A Kubernetes AdmissionReview body: parsing, image extraction for every admitted kind.
 pub fn admission_review(data: &[u8]) {
     if let Ok(r) = crate::admission::review::parse(data) {
-        let _ = crate::admission::review::object_name(&r);
-        if let Some(o) = &r.object {
-            for k in
-                ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController", &r.kind.kind]
-            {
-                if let Ok(imgs) = crate::admission::review::images(k, o) {
-                    for i in imgs {
-                        let _ = i.image.parse::<oci_client::Reference>();
-                        let _ = crate::admission::review::pin(&i.image, "sha256:00");
-                    }
-                }
-            }
+        for i in r.images.into_iter().flatten() {
+            let _ = i.image.parse::<oci_client::Reference>();
+            let _ = crate::admission::review::pin(&i.image, "sha256:00");
+        }
+    }
+    // every admitted kind's extraction over whatever JSON this is
+    if let Ok(o) = serde_json::from_slice::<serde_json::Value>(data) {
+        for k in ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"] {
+            let _ = crate::admission::review::images(k, &o["request"]["object"]);
         }
     }
 }
@@ -96,7 +93,7 @@ pub fn witness(data: &[u8]) {
     for log in tlog::log_keys(TrustedMaterial::production()) {
         let _ = tlog::verify_checkpoint(s, &log, Some("rekor.sigstore.dev - 1193050959916656506"));
     }
-    if let Ok((old, proof, cp)) = crate::mirror::tlog_mirror::parse_add_checkpoint(s) {
+    if let Ok((old, proof, cp)) = crate::core::tlog::parse_add_checkpoint(s) {
         let _ = tlog::verify_consistency(old, &[0; 32], old.saturating_add(proof.len() as u64), &[1; 32], &proof);
         let _ = sigstore_types::Checkpoint::from_text(&cp);
     }

@@ -9,9 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use trustmirror::admission::review;
 use trustmirror::admission::{Engine, EngineOptions};
-use trustmirror::cli::admission_demo::{Lab, LabOptions, replay};
 use trustmirror::core::clock::{Clock, ManualClock};
 use trustmirror::store::admission::{Exemption, Scope};
+use trustmirror::testbed::lab::{Lab, LabOptions, replay};
 
 fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -91,7 +91,8 @@ async fn decisions_need_no_network_and_misses_are_queued() {
         lab.admit("prod", &[&s.deploy_ref], None).await.unwrap();
         lab.admit("prod", &[&s.tag_ref], None).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing was missing, so nothing was queued: the only path to the registry stayed shut
+    assert_eq!(metric(&metrics_text(&lab.engine), "trustmirror_admission_misses_queued", &[]), 0.0);
     assert_eq!(conns.load(Ordering::SeqCst), 0, "the admission path connected to the registry");
     // A digest the store has never seen: denied at once, and queued for the mirror — which is
     // the only thing that then connects (proving the counter counts).
@@ -193,11 +194,8 @@ async fn breakglass_is_scoped_time_limited_and_audited() {
     }
     // A malformed file keeps the previous list.
     std::fs::write(&file, "exemptions:\n- namespace: payments\n  reason: ''\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_reload_error(&lab, "exemptions").await;
     assert!(lab.admit("payments", &[&unsigned.deploy_ref], None).await.unwrap().allowed);
-    assert!(
-        metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &["what=\"exemptions\"", "result=\"error\""]) >= 1.0
-    );
     assert!(metric(&metrics_text(&lab.engine), "trustmirror_admission_breakglass_uses", &["namespace=\"hotfix\""]) >= 2.0);
     lab.shutdown().await;
 }
@@ -284,9 +282,8 @@ async fn policy_and_banned_list_reload_and_invalidate_the_cache() {
     let orig = std::fs::read_to_string(&pf).unwrap();
     std::fs::write(&pf, "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {images: [a], mode: loud}\n")
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_reload_error(&lab, "policy").await;
     assert!(!lab.admit("prod", &[&good], None).await.unwrap().allowed, "still the previous policy");
-    assert!(metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &["what=\"policy\"", "result=\"error\""]) >= 1.0);
     // Per-namespace mode in the policy: dev only warns.
     std::fs::write(&pf, orig.replacen("  mode: enforce\n", "  mode: enforce\n  namespaces: {dev: warn}\n", 1)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -378,7 +375,7 @@ async fn hostile_requests_get_clear_errors_and_change_nothing() {
 async fn failures_fail_closed_or_open_as_configured() {
     // No usable trust root: every signed image is refused with a message naming what is missing.
     let (lab, _d) = start_lab(|o| {
-        o.tune = |e| e.trusted_root = Some("/nonexistent/trusted_root.json".into());
+        o.tune = |e| e.trust.explicit = Some("/nonexistent/trusted_root.json".into());
     })
     .await;
     let a = lab.admit("prod", &[&lab.scenario("good").deploy_ref], None).await.unwrap();
@@ -541,4 +538,15 @@ async fn a_log_under_a_split_view_alarm_blocks_admission_until_resolved() {
         .unwrap();
     assert!(lab.admit("prod", &[&good], None).await.unwrap().allowed);
     lab.shutdown().await;
+}
+
+/// Wait until the engine has tried (and failed) to reload `what` — the observable event a
+/// malformed file causes — so that what follows is decided after the reload attempt.
+async fn wait_for_reload_error(lab: &Lab, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let label = format!("what=\"{what}\"");
+    while metric(&metrics_text(&lab.engine), "trustmirror_admission_policy_reloads", &[&label, "result=\"error\""]) < 1.0 {
+        assert!(Instant::now() < deadline, "the malformed {what} file was never reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

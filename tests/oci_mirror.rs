@@ -12,8 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use serde_json::Value;
 use trustmirror::core::clock::ManualClock;
 use trustmirror::core::verify::TrustedMaterial;
-use trustmirror::mirror::oci::RegistryOptions;
-use trustmirror::mirror::oci_mirror::{OciMirror, OciMirrorConfig};
+use trustmirror::mirror::oci::{OciMirror, OciMirrorConfig, RegistryOptions};
 use trustmirror::store::Store;
 use trustmirror::store::oci::{ItemKind, ItemStatus};
 use trustmirror::testbed::oci::{OCI_MANIFEST, Pusher};
@@ -141,7 +140,7 @@ async fn sync_is_verified_incremental_and_served() {
     let rec: Value = c.get(format!("http://{addr}/oci/v1/material/{}", digest_of(&e, "good"))).send().await.unwrap().json().await.unwrap();
     let blob = rec["items"][0]["bundle"].as_str().unwrap();
     let b = c.get(format!("http://{addr}/oci/v1/blobs/{blob}")).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(trustmirror::store::sha256_hex(&b), blob);
+    assert_eq!(trustmirror::core::digest::sha256_hex(&b), blob);
     assert_eq!(c.get(format!("http://{addr}/oci/v1/material/sha256:{}", "0".repeat(64))).send().await.unwrap().status(), 404);
     e.tb.shutdown().await;
 }
@@ -155,7 +154,14 @@ async fn auth_registry_needs_credentials() {
     assert_eq!(r.errors.len(), 1, "{r:?}");
     assert!(e.store.oci_list().unwrap().is_empty(), "nothing stored without credentials");
     let authed = mirror(&e, &ra, vec![format!("{ra}/myorg/app:v1.2.3")], |c| {
-        c.auth.insert(ra.clone(), RegistryAuth::Basic(e.tb.env["REGISTRY_USER"].clone(), e.tb.env["REGISTRY_PASS"].clone()));
+        c.registry.per_host.insert(
+            ra.clone(),
+            trustmirror::mirror::oci::Credentials {
+                username: Some(e.tb.env["REGISTRY_USER"].clone()),
+                password: Some(e.tb.env["REGISTRY_PASS"].clone()),
+                token: None,
+            },
+        );
     });
     let r = authed.sync().await;
     assert!(r.errors.is_empty(), "{r:?}");
@@ -319,17 +325,34 @@ async fn a_killed_sync_resumes_without_partial_entries() {
         }
         v
     };
-    for delay_ms in [60u64, 150, 300] {
+    // Kill right after the child reports its k-th stored digest: mid-sync by construction (the
+    // event, not a guessed delay). A fresh store each time, so every kill starts a full sync.
+    let mut held_after_kill = vec![];
+    for k in [1usize, 3, 6] {
+        let _ = std::fs::remove_file(&store);
         let mut child = std::process::Command::new(bin)
             .args(args(false))
+            .env("TRUSTMIRROR_LOG", "trustmirror=debug")
+            .env("TRUSTMIRROR_LOG_FORMAT", "text")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut stored = 0;
+        for line in std::io::BufRead::lines(err).map_while(Result::ok) {
+            if line.contains("material stored") {
+                stored += 1;
+                if stored == k {
+                    break;
+                }
+            }
+        }
+        assert_eq!(stored, k, "the child finished before storing {k} digests");
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
         let s = Store::open(&store).unwrap();
+        held_after_kill.push(s.oci_list().unwrap().len());
         for (d, _, _) in s.oci_list().unwrap() {
             let rec = s.oci_material(&d).unwrap().unwrap();
             for i in &rec.items {
@@ -344,5 +367,9 @@ async fn a_killed_sync_resumes_without_partial_entries() {
     let s = Store::open(&store).unwrap();
     let n = s.oci_list().unwrap().len();
     assert!(n >= 17, "all digests ingested after resuming: {n}");
+    // every kill landed mid-sync: some digests committed, not all
+    for (k, held) in [1usize, 3, 6].iter().zip(&held_after_kill) {
+        assert!(*held >= *k && *held < n, "kill after {k} stored digests left {held} of {n}: not mid-sync");
+    }
     e.tb.shutdown().await;
 }

@@ -26,8 +26,8 @@ async fn serve_with_every_section_mirrors_witnesses_and_admits() {
     let dir = tempfile::tempdir().unwrap();
     let tb = Testbed::up(TestbedOptions::new(dir.path().join("tb"))).await.unwrap();
     let reg = tb.env["REGISTRY"].clone();
-    let w = trustmirror::cli::tlog::load_witness(&dir.path().join("witness.key"), "trustmirror.test/witness").unwrap();
-    let policy = trustmirror::cli::admission_demo::demo_policy(&reg, &std::fs::read_to_string(&tb.env["VENDOR_COSIGN_PUB"]).unwrap())
+    let w = trustmirror::trust::keys::load_witness(&dir.path().join("witness.key"), "trustmirror.test/witness").unwrap();
+    let policy = trustmirror::testbed::lab::demo_policy(&reg, &std::fs::read_to_string(&tb.env["VENDOR_COSIGN_PUB"]).unwrap())
         .replace("${WITNESS_VKEY}", &w.vkey());
     std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
     std::fs::write(dir.path().join("banned.yaml"), trustmirror::bundles::DEMO_BANNED).unwrap();

@@ -396,7 +396,11 @@ async fn bundles_are_checked_against_the_witnessed_history() {
     assert_eq!(cps.len(), 1);
     let (log, size, root) = cps[0].clone();
     // nothing witnessed: deny by default, warn or accept if told
-    use trustmirror::cli::tlog::{Unwitnessed, history_check};
+    use trustmirror::core::tlog::history::Unwitnessed;
+    let history_check = |store: &trustmirror::store::Store, bundle: &[u8], p: Option<&WitnessPolicy>, u: Unwitnessed| {
+        let cps = tlog::bundle_checkpoints(bundle);
+        tlog::history::history_check(&cps, &store.tlog_facts(&cps).unwrap(), p, u)
+    };
     assert!(history_check(&e.store, &bundle, None, Unwitnessed::Deny).unwrap_err().contains("never been witnessed"));
     assert!(history_check(&e.store, &bundle, None, Unwitnessed::Warn).is_ok());
     append(&e, 3);

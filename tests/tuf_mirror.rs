@@ -13,9 +13,10 @@ use jiff::{SignedDuration, Timestamp};
 use trustmirror::core::clock::{Clock, ManualClock};
 use trustmirror::core::tuf::TufErrorKind;
 use trustmirror::mirror::tuf_client::Limits;
-use trustmirror::mirror::tuf_mirror::{TufMirror, TufMirrorConfig, repo_view};
+use trustmirror::mirror::tuf_mirror::{TufMirror, TufMirrorConfig};
 use trustmirror::mirror::upstream::{HttpOptions, Upstream};
 use trustmirror::store::Store;
+use trustmirror::store::repo_view;
 use trustmirror::testbed::keys::KeyKind;
 use trustmirror::testbed::tufrepo::TufRepo;
 
@@ -82,8 +83,9 @@ async fn mirror_and_reserve_for_python_tuf_and_tuf_js() {
     let store = Arc::new(Store::open(data.path().join("s.redb")).unwrap());
     let clock: Arc<dyn Clock> = Arc::new(trustmirror::core::clock::SystemClock);
     let m = Arc::new(mirror(&store, &url, repo.initial_root(), clock.clone()));
-    let running =
-        trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
+    let mut o = trustmirror::daemon::Options::new(m.clone(), clock.clone(), "127.0.0.1:0");
+    o.max_backoff = Duration::from_secs(60);
+    let running = trustmirror::daemon::start(o).await.unwrap();
     let base = format!("http://{}/tuf", running.addr);
     let served = store.tuf_targets("default").unwrap();
     assert!(served.contains_key("trusted_root.json") && served.contains_key("registry.npmjs.org/keys.json"));
@@ -91,7 +93,7 @@ async fn mirror_and_reserve_for_python_tuf_and_tuf_js() {
 
     let root_file = data.path().join("1.root.json");
     std::fs::write(&root_file, repo.initial_root()).unwrap();
-    let want_tr = trustmirror::store::sha256_hex(&std::fs::read(fixture("production/targets/trusted_root.json")).unwrap());
+    let want_tr = trustmirror::core::digest::sha256_hex(&std::fs::read(fixture("production/targets/trusted_root.json")).unwrap());
     let py_cache = data.path().join("py-cache");
     let js_cache = data.path().join("js-cache");
     let targets = vec!["trusted_root.json".to_string(), "registry.npmjs.org/keys.json".to_string()];
@@ -106,9 +108,9 @@ async fn mirror_and_reserve_for_python_tuf_and_tuf_js() {
     let s = m.refresh().await.unwrap();
     assert!(s.changed);
     assert_eq!(store.tuf_current("default", "root").unwrap().unwrap().0, 3);
-    let want_new = trustmirror::store::sha256_hex(b"{\"mediaType\":\"rotated\"}");
+    let want_new = trustmirror::core::digest::sha256_hex(b"{\"mediaType\":\"rotated\"}");
     run_clients(&base, &root_file, &py_cache, &js_cache, &targets[..1], &want_new, 3).await;
-    eprintln!("independent clients run: {ran}");
+    common::assert_interop_ran("independent TUF clients through the mirror", ran, 2);
     running.shutdown().await.unwrap();
 }
 
@@ -219,7 +221,7 @@ async fn unchanged_refresh_is_one_request_and_changes_cost_only_what_changed() {
     let s = m.refresh().await.unwrap();
     assert!(s.changed);
     assert_eq!(s.targets_downloaded, 1);
-    let h = trustmirror::store::sha256_hex(b"new rekor key");
+    let h = trustmirror::core::digest::sha256_hex(b"new rekor key");
     assert_eq!(
         srv.take_log(),
         vec![
@@ -245,7 +247,7 @@ async fn upstream_faults_and_hostile_input_leave_the_store_unchanged() {
     let ts2 = std::fs::read(up.path().join("timestamp.json")).unwrap();
     let snap2 = std::fs::read(up.path().join("2.snapshot.json")).unwrap();
     let targets2 = std::fs::read(up.path().join("2.targets.json")).unwrap();
-    let h = trustmirror::store::sha256_hex(b"rotated rekor key");
+    let h = trustmirror::core::digest::sha256_hex(b"rotated rekor key");
 
     let mut bad_sig: serde_json::Value = serde_json::from_slice(&ts2).unwrap();
     let sig = bad_sig["signatures"][0]["sig"].as_str().unwrap().to_string();
@@ -552,8 +554,9 @@ async fn health_readiness_and_metrics() {
     // the upstream is down at start: not ready, but healthy
     srv.fault("*", Fault::Status(503));
     let m = Arc::new(mirror(&store, &url, repo.initial_root(), clock.clone()));
-    let running =
-        trustmirror::cli::start(m.clone(), clock.clone(), "127.0.0.1:0", Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
+    let mut o = trustmirror::daemon::Options::new(m.clone(), clock.clone(), "127.0.0.1:0");
+    o.max_backoff = Duration::from_secs(60);
+    let running = trustmirror::daemon::start(o).await.unwrap();
     let base = format!("http://{}", running.addr);
     let c = reqwest::Client::new();
     let get = |p: &str| {

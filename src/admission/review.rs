@@ -16,51 +16,71 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 struct Envelope {
     api_version: Option<String>,
     kind: Option<String>,
-    request: Option<Request>,
+    request: Option<RawRequest>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct Kind {
+struct Kind {
     #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
+    kind: String,
 }
 
-/// The part of an `AdmissionRequest` trustmirror uses.
+/// The part of an `AdmissionRequest` trustmirror reads (everything else is ignored).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct Request {
+struct RawRequest {
+    uid: String,
+    #[serde(default)]
+    kind: Kind,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    user_info: Option<UserInfo>,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+struct UserInfo {
+    #[serde(default)]
+    username: String,
+}
+
+/// One container image in a workload, with where it sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// JSON pointer to the `image` field (for the patch).
+    pub path: String,
+    /// `containers[app]`, `initContainers[init]`, …
+    pub container: String,
+    pub image: String,
+}
+
+/// A review, parsed once: everything the engine decides from and the response needs.
+#[derive(Debug, Clone)]
+pub struct Review {
     pub uid: String,
-    #[serde(default)]
-    pub kind: Kind,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
     pub operation: String,
-    #[serde(default)]
-    pub user_info: Option<UserInfo>,
-    #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
-    pub dry_run: Option<bool>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct UserInfo {
-    #[serde(default)]
-    pub username: String,
+    /// The object's kind (`Pod`, `Deployment`, …).
+    pub kind: String,
+    /// The request's namespace, else the object's, else `default`.
+    pub namespace: String,
+    /// `Kind/name`, for messages and audit records.
+    pub object: String,
+    pub user: String,
+    /// Every container image of the object, with its JSON pointer; or why the object's pod
+    /// spec could not be read. Empty for kinds trustmirror does not admit, objectless requests,
+    /// and DELETE/CONNECT.
+    pub images: Result<Vec<ImageRef>, String>,
 }
 
 /// Parse an `AdmissionReview` request body; the error says what was wrong.
-pub fn parse(body: &[u8]) -> Result<Request, String> {
+pub fn parse(body: &[u8]) -> Result<Review, String> {
     let env: Envelope = serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
     match (env.api_version.as_deref(), env.kind.as_deref()) {
         (Some(API_VERSION), Some("AdmissionReview")) => {}
@@ -76,17 +96,32 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
     if req.uid.is_empty() {
         return Err("AdmissionReview request has no uid".into());
     }
-    Ok(req)
-}
-
-/// One container image in a workload, with where it sits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    /// JSON pointer to the `image` field (for the patch).
-    pub path: String,
-    /// `containers[app]`, `initContainers[init]`, …
-    pub container: String,
-    pub image: String,
+    let object = req.object.as_ref();
+    let images = match object {
+        Some(o) if !matches!(req.operation.as_str(), "DELETE" | "CONNECT") => images(&req.kind.kind, o),
+        _ => Ok(vec![]),
+    };
+    let namespace = req
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| object.and_then(|o| o["metadata"]["namespace"].as_str()).map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let name = req
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| object.and_then(|o| o["metadata"]["name"].as_str().or(o["metadata"]["generateName"].as_str())).map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    Ok(Review {
+        object: format!("{}/{name}", req.kind.kind),
+        uid: req.uid,
+        operation: req.operation,
+        kind: req.kind.kind,
+        namespace,
+        user: req.user_info.map(|u| u.username).unwrap_or_default(),
+        images,
+    })
 }
 
 /// Where the pod spec sits in each admitted kind (`None`: not a workload trustmirror admits).
@@ -114,19 +149,6 @@ pub fn images(kind: &str, object: &Value) -> Result<Vec<ImageRef>, String> {
         }
     }
     Ok(out)
-}
-
-/// The workload as `Kind/namespace/name` (for logs and audit records).
-pub fn object_name(req: &Request) -> String {
-    let name = req
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .or_else(|| {
-            req.object.as_ref().and_then(|o| o["metadata"]["name"].as_str().or(o["metadata"]["generateName"].as_str()).map(str::to_string))
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("{}/{}", req.kind.kind, name)
 }
 
 /// The response envelope.
@@ -291,10 +313,8 @@ mod tests {
             parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#).unwrap_err().contains("no uid")
         );
         let r = parse(serde_json::to_vec(&request_for("u1", "prod", &pod("p", "prod", &["r/a:1"]))).unwrap().as_slice()).unwrap();
-        assert_eq!(
-            (r.uid.as_str(), r.namespace.as_deref(), r.kind.kind.as_str(), r.operation.as_str()),
-            ("u1", Some("prod"), "Pod", "CREATE")
-        );
-        assert_eq!(object_name(&r), "Pod/p");
+        assert_eq!((r.uid.as_str(), r.namespace.as_str(), r.kind.as_str(), r.operation.as_str()), ("u1", "prod", "Pod", "CREATE"));
+        assert_eq!(r.object, "Pod/p");
+        assert_eq!(r.images.unwrap()[0].path, "/spec/containers/0/image");
     }
 }

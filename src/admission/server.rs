@@ -65,11 +65,10 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
 }
 
 async fn handle(ctx: Ctx, endpoint: Endpoint, q: Q, body: Bytes) -> Response {
-    let cap = match q.mode.as_deref() {
-        None | Some("enforce") => None,
-        Some("warn") => Some(Mode::Warn),
-        Some("audit") => Some(Mode::Audit),
-        Some(o) => return (StatusCode::BAD_REQUEST, format!("unknown mode {o:?} (enforce, warn or audit)\n")).into_response(),
+    let cap = match q.mode.as_deref().map(str::parse::<Mode>).transpose() {
+        Ok(None | Some(Mode::Enforce)) => None,
+        Ok(m) => m,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     let req = match review::parse(&body) {
         Ok(r) => r,
@@ -83,7 +82,7 @@ async fn handle(ctx: Ctx, endpoint: Endpoint, q: Q, body: Bytes) -> Response {
         }
     };
     let uid = req.uid.clone();
-    let nimages = req.object.as_ref().and_then(|o| review::images(&req.kind.kind, o).ok()).map(|v| v.len()).unwrap_or(0);
+    let nimages = req.images.as_ref().map(|v| v.len()).unwrap_or(0);
     let engine = ctx.engine.clone();
     let work = async {
         let _permit = ctx.slots.acquire().await.map_err(|e| e.to_string())?;

@@ -78,14 +78,7 @@ pub fn ensure_generated(dir: &Path, names: &[String]) -> anyhow::Result<String> 
 }
 
 fn write_atomic(p: &Path, b: &[u8], secret: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = p.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(if secret { 0o600 } else { 0o644 }).open(&tmp)?;
-    f.write_all(b)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
-    Ok(())
+    crate::files::write_atomic_mode(p, b, if secret { 0o600 } else { 0o644 }).with_context(|| format!("writing {}", p.display()))
 }
 
 /// The leaf parses, is valid for 30 more days and covers every name.

@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::admission::{Engine, EngineOptions, mode_str, report};
+use crate::admission::{Engine, EngineOptions, report};
 use crate::core::clock::SystemClock;
 use crate::store::Store;
 use crate::store::admission::{Exemption, Scope};
@@ -30,9 +30,9 @@ pub enum BreakglassCmd {
         #[arg(long)]
         reason: String,
         /// How long (at most --max).
-        #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = crate::core::clock::parse_duration)]
         ttl: std::time::Duration,
-        #[arg(long, default_value = "4h", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "4h", value_parser = crate::core::clock::parse_duration)]
         max: std::time::Duration,
         /// Who asked (default: $USER).
         #[arg(long)]
@@ -58,7 +58,7 @@ pub struct ReportArgs {
     #[arg(long, env = "TRUSTMIRROR_STORE", default_value = "trustmirror.redb")]
     pub store: PathBuf,
     /// Only decisions in this window (e.g. 7d).
-    #[arg(long, value_parser = crate::config::parse_duration)]
+    #[arg(long, value_parser = crate::core::clock::parse_duration)]
     pub since: Option<std::time::Duration>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -96,7 +96,7 @@ pub fn breakglass(c: BreakglassCmd) -> anyhow::Result<i32> {
                 return Err(anyhow!("--ttl {ttl:?} exceeds the maximum {max:?} (break-glass exemptions are short by design)"));
             }
             if let Some(d) = &digest {
-                crate::core::verify::parse_digest(d).ok_or_else(|| anyhow!("--digest {d:?}: expected sha256:<64 hex>"))?;
+                crate::core::digest::parse_digest(d).ok_or_else(|| anyhow!("--digest {d:?}: expected sha256:<64 hex>"))?;
             }
             let s = Store::open(&store)?;
             let now = Timestamp::now();
@@ -203,7 +203,12 @@ pub fn report_cmd(a: ReportArgs) -> anyhow::Result<i32> {
 pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
     let PolicyCmd::Check { store, policies, banned, trusted_root, namespace, output, images } = c;
     let store = Arc::new(Store::open(&store)?);
-    let opts = EngineOptions { policy_files: policies, banned_file: banned, trusted_root, ..Default::default() };
+    let opts = EngineOptions {
+        policy_files: policies,
+        banned_file: banned,
+        trust: crate::trust::TrustConfig { explicit: trusted_root, ..Default::default() },
+        ..Default::default()
+    };
     let engine = Engine::new(store, Arc::new(SystemClock), opts, None).context("loading the policy")?;
     let mut denied = false;
     let mut out = vec![];
@@ -221,7 +226,7 @@ pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
             println!("{verdict:<8} {i}{}", o.digest.as_ref().filter(|_| o.by_tag).map(|d| format!(" → {d}")).unwrap_or_default());
             println!("         policies: {}", if o.policies.is_empty() { "(none)".into() } else { o.policies.join(", ") });
             for v in &o.violations {
-                println!("         [{}] {} ({}): {}", v.policy, v.property.as_str(), mode_str(v.mode), v.message);
+                println!("         [{}] {} ({}): {}", v.policy, v.property.as_str(), v.mode.as_str(), v.message);
             }
         }
         out.push(o);

@@ -8,9 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::core::clock::SystemClock;
-use crate::core::verify::TrustedMaterial;
-use crate::mirror::oci::RegistryOptions;
-use crate::mirror::oci_mirror::{OciMirror, OciMirrorConfig};
+use crate::mirror::oci::{OciMirror, OciMirrorConfig, RegistryOptions};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -43,12 +41,8 @@ pub struct SyncArgs {
     /// Registries reachable over plain HTTP; repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure: Vec<String>,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_USERNAME")]
-    pub registry_username: Option<String>,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_PASSWORD", hide_env_values = true)]
-    pub registry_password: Option<String>,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_TOKEN", hide_env_values = true)]
-    pub registry_token: Option<String>,
+    #[command(flatten)]
+    pub credentials: super::RegistryCredentialArgs,
     /// Extra CA certificates (PEM) for HTTPS registries.
     #[arg(long)]
     pub registry_ca: Option<PathBuf>,
@@ -66,59 +60,28 @@ pub struct SyncArgs {
     pub full: bool,
 }
 
-/// The trust root the mirror verifies with: an explicit file, the mirrored TUF repository's
-/// `trusted_root.json`, or the embedded production root.
-pub fn trust_material(store: &Store, explicit: Option<&PathBuf>) -> anyhow::Result<Arc<TrustedMaterial>> {
-    if let Some(p) = explicit {
-        let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        return Ok(Arc::new(TrustedMaterial::from_json(&p.display().to_string(), &b)?));
-    }
-    if let Some(t) = store.tuf_targets("default")?.get("trusted_root.json")
-        && let Some(b) = store.blob(&t.sha256)?
-    {
-        return Ok(Arc::new(TrustedMaterial::from_json("tuf:trusted_root.json", &b)?));
-    }
-    Ok(Arc::new(TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT)?))
-}
-
-pub fn key_list(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    paths
-        .iter()
-        .map(|p| {
-            let pem = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            match crate::core::verify::Authority::key_pem(&p.display().to_string(), &pem)? {
-                crate::core::verify::Authority::Key { name, spki_der } => Ok((name, spki_der)),
-                _ => unreachable!(),
-            }
-        })
-        .collect()
-}
-
 pub async fn run(c: MirrorCmd) -> anyhow::Result<i32> {
     match c {
         MirrorCmd::Sync(a) => {
             let a = *a;
             use std::io::IsTerminal;
             let store = Arc::new(Store::open(&a.store)?);
-            let tm = trust_material(&store, a.trusted_root.as_ref())?;
+            let trust = crate::daemon::cli_trust(store.clone(), a.trusted_root.clone(), "default");
             let cfg = OciMirrorConfig {
                 images: a.images.clone(),
                 layouts: a.layouts.clone(),
                 registry: RegistryOptions {
                     insecure_hosts: a.insecure.clone(),
-                    username: a.registry_username.clone(),
-                    password: a.registry_password.clone(),
-                    bearer: a.registry_token.clone(),
+                    credentials: a.credentials.credentials(),
                     ca_pem: a.registry_ca.as_ref().map(std::fs::read).transpose()?,
-                    timeout: None,
+                    ..Default::default()
                 },
                 concurrency: a.concurrency,
-                keys: key_list(&a.keys)?,
+                keys: crate::trust::keys::load_public_keys(&a.keys)?,
                 full_recheck_interval: if a.full { jiff::SignedDuration::ZERO } else { jiff::SignedDuration::from_hours(1) },
                 ..Default::default()
             };
-            let m = OciMirror::new(store, cfg, Arc::new(SystemClock), Arc::new(move || tm.clone()))
-                .with_progress(std::io::stderr().is_terminal());
+            let m = OciMirror::new(store, cfg, Arc::new(SystemClock), trust).with_progress(std::io::stderr().is_terminal());
             let t0 = std::time::Instant::now();
             let r = m.sync().await;
             println!(

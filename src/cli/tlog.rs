@@ -1,14 +1,14 @@
 //! `trustmirror tlog sync|status|resolve|witness-key`, and the history check `verify-blob
 //! --tlog-history` uses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Subcommand, ValueEnum};
 
 use crate::core::clock::SystemClock;
-use crate::core::tlog::{HistoryVerdict, Witness, WitnessPolicy, against_history, bundle_checkpoints};
+use crate::core::tlog::history::Unwitnessed;
 use crate::mirror::tlog_mirror::TlogMirror;
 use crate::store::Store;
 use crate::store::tlog::Resolution;
@@ -66,42 +66,13 @@ pub enum TlogCmd {
     },
 }
 
-/// Load (or create, 0600) the witness key.
-pub fn load_witness(path: &Path, name: &str) -> anyhow::Result<Witness> {
-    let seed: [u8; 32] = match std::fs::read_to_string(path) {
-        Ok(t) => hex::decode(t.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| anyhow!("{}: expected 64 hex characters", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let seed: [u8; 32] = rand::random();
-            if let Some(d) = path.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            writeln!(f, "{}", hex::encode(seed))?;
-            f.sync_all()?;
-            seed
-        }
-        Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
-    };
-    Witness::from_seed(name, &seed).map_err(|e| anyhow!(e))
-}
-
 pub async fn run(c: TlogCmd) -> anyhow::Result<i32> {
     match c {
         TlogCmd::Sync { store, trusted_root, witness_key, witness_name, bundles, output } => {
             let store = Arc::new(Store::open(&store)?);
-            let w = Arc::new(load_witness(&witness_key, &witness_name)?);
-            let tm = super::mirror::trust_material(&store, trusted_root.as_ref())?;
-            let m = TlogMirror::new(store.clone(), Arc::new(SystemClock), Arc::new(move || tm.clone()), w);
+            let w = Arc::new(crate::trust::keys::load_witness(&witness_key, &witness_name)?);
+            let trust = crate::daemon::cli_trust(store.clone(), trusted_root, "default");
+            let m = TlogMirror::new(store.clone(), Arc::new(SystemClock), trust, w);
             let reports = m.sync().await;
             let proven = if bundles { Some(m.prove_mirrored().await) } else { None };
             if output == Output::Json {
@@ -183,7 +154,7 @@ pub async fn run(c: TlogCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         TlogCmd::WitnessKey { witness_key, witness_name } => {
-            println!("{}", load_witness(&witness_key, &witness_name)?.vkey());
+            println!("{}", crate::trust::keys::load_witness(&witness_key, &witness_name)?.vkey());
             Ok(0)
         }
     }
@@ -191,72 +162,19 @@ pub async fn run(c: TlogCmd) -> anyhow::Result<i32> {
 
 /// What to do with a bundle whose checkpoint the history has not (yet) witnessed.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
-pub enum Unwitnessed {
+pub enum UnwitnessedArg {
     Accept,
     Warn,
     #[default]
     Deny,
 }
 
-/// Check every tlog entry of a bundle against the witnessed history in `store`. Returns notes
-/// (warnings) on success, the refusal otherwise.
-pub fn history_check(
-    store: &Store,
-    bundle: &[u8],
-    policy: Option<&WitnessPolicy>,
-    unwitnessed: Unwitnessed,
-) -> Result<Vec<String>, String> {
-    let mut notes = vec![];
-    let cps = bundle_checkpoints(bundle);
-    if cps.is_empty() {
-        return match unwitnessed {
-            Unwitnessed::Deny => Err("the bundle has no log entry with an inclusion proof to check against the witnessed history".into()),
-            Unwitnessed::Warn => Ok(vec!["no log entry with an inclusion proof: nothing to check against the history".into()]),
-            Unwitnessed::Accept => Ok(vec![]),
-        };
-    }
-    for (log, size, root) in cps {
-        let st = store.tlog_state(&log).map_err(|e| e.to_string())?;
-        let Some(st) = st else {
-            let msg = format!("log {log} has never been witnessed");
-            match unwitnessed {
-                Unwitnessed::Deny => return Err(msg),
-                Unwitnessed::Warn => notes.push(msg),
-                Unwitnessed::Accept => {}
-            }
-            continue;
-        };
-        let known = store.tlog_root(&log, size).map_err(|e| e.to_string())?;
-        let alarm = st.alarm.map(|a| format!("log {log} is untrusted: alarm #{a} is open (see `trustmirror tlog status`)"));
-        match against_history(size, &root, known, st.latest.as_ref().map(|l| l.size), alarm.as_deref()) {
-            HistoryVerdict::Consistent { witnessed, .. } => {
-                if let Some(p) = policy {
-                    let text = st.latest.as_ref().map(|l| l.text.as_str()).unwrap_or("");
-                    let (signed, ok) = p.evaluate(text);
-                    if !ok {
-                        return Err(format!(
-                            "the witnessed checkpoint of log {log} (size {witnessed}) does not meet the witness policy: cosigned by {}",
-                            if signed.is_empty() { "nobody".into() } else { signed.into_iter().collect::<Vec<_>>().join(", ") }
-                        ));
-                    }
-                }
-                notes.push(format!("log {log}: checkpoint size {size} is consistent with the witnessed size {witnessed}"));
-            }
-            HistoryVerdict::Inconsistent { detail, .. } => return Err(format!("split view on log {log}: {detail}")),
-            HistoryVerdict::LogUntrusted { detail } => return Err(detail),
-            HistoryVerdict::UnknownLog { log } => return Err(format!("log {log} is not witnessed")),
-            HistoryVerdict::Unwitnessed { size, witnessed } => {
-                let msg = format!(
-                    "log {log}: checkpoint size {size} has not been proven consistent with the witnessed history (witnessed up to {})",
-                    witnessed.map(|w| w.to_string()).unwrap_or_else(|| "nothing".into())
-                );
-                match unwitnessed {
-                    Unwitnessed::Deny => return Err(msg),
-                    Unwitnessed::Warn => notes.push(format!("warning: {msg}")),
-                    Unwitnessed::Accept => {}
-                }
-            }
+impl From<UnwitnessedArg> for Unwitnessed {
+    fn from(a: UnwitnessedArg) -> Self {
+        match a {
+            UnwitnessedArg::Accept => Unwitnessed::Accept,
+            UnwitnessedArg::Warn => Unwitnessed::Warn,
+            UnwitnessedArg::Deny => Unwitnessed::Deny,
         }
     }
-    Ok(notes)
 }

@@ -13,7 +13,8 @@
 use std::path::PathBuf;
 
 use crate::core::tuf::{check_target, quote_role};
-use crate::mirror::tuf_client::{DirMetadata, Limits, Updater, write_atomic};
+use crate::files::write_atomic;
+use crate::mirror::tuf_client::{DirMetadata, Limits, Updater};
 use crate::mirror::upstream::{HttpOptions, Upstream};
 
 #[derive(Default, Debug)]

@@ -112,13 +112,13 @@ pub struct VerifyBlobArgs {
     #[arg(long, requires = "tlog_history")]
     pub witness_policy: Option<PathBuf>,
     /// With --tlog-history: a checkpoint newer than (or never proven against) the history.
-    #[arg(long, value_enum, default_value_t = super::tlog::Unwitnessed::Deny, requires = "tlog_history")]
-    pub unwitnessed: super::tlog::Unwitnessed,
+    #[arg(long, value_enum, default_value_t = super::tlog::UnwitnessedArg::Deny, requires = "tlog_history")]
+    pub unwitnessed: super::tlog::UnwitnessedArg,
     /// The artifact, or `sha256:HEX` (for DSSE: a subject of the in-toto statement).
     pub artifact: String,
 }
 
-pub use crate::core::verify::parse_digest;
+use crate::core::digest::parse_digest;
 
 fn report(ok: Result<Verified, VerifyError>, what: &str, json: bool) -> i32 {
     match ok {
@@ -170,7 +170,9 @@ pub fn verify_blob(a: VerifyBlobArgs) -> anyhow::Result<i32> {
             ),
             None => None,
         };
-        match super::tlog::history_check(&store, &bundle, policy.as_ref(), a.unwitnessed) {
+        let cps = crate::core::tlog::bundle_checkpoints(&bundle);
+        let facts = store.tlog_facts(&cps)?;
+        match crate::core::tlog::history::history_check(&cps, &facts, policy.as_ref(), a.unwitnessed.into()) {
             Ok(notes) => {
                 for n in notes {
                     eprintln!("  transparency: {n}");
@@ -199,12 +201,8 @@ pub struct ImageArgs {
     /// Allow plain HTTP to the image's registry.
     #[arg(long)]
     pub allow_insecure_registry: bool,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_USERNAME")]
-    pub registry_username: Option<String>,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_PASSWORD", hide_env_values = true)]
-    pub registry_password: Option<String>,
-    #[arg(long, env = "TRUSTMIRROR_REGISTRY_TOKEN", hide_env_values = true)]
-    pub registry_token: Option<String>,
+    #[command(flatten)]
+    pub credentials: super::RegistryCredentialArgs,
     /// The image (`registry/repo:tag` or `registry/repo@sha256:…`); with --local-image, an
     /// optional tag or digest inside the layout.
     pub image: Option<String>,
@@ -229,9 +227,7 @@ async fn material(a: &ImageArgs) -> anyhow::Result<crate::mirror::oci::ImageMate
     let host = image.split('/').next().unwrap_or_default().to_string();
     let opts = RegistryOptions {
         insecure_hosts: if a.allow_insecure_registry { vec![host] } else { vec![] },
-        username: a.registry_username.clone(),
-        password: a.registry_password.clone(),
-        bearer: a.registry_token.clone(),
+        credentials: a.credentials.credentials(),
         ..Default::default()
     };
     Ok(OciSource::registry(&opts).image_material(image).await?)

@@ -1,6 +1,7 @@
 //! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
 pub mod clock;
 pub mod cosign;
+pub mod digest;
 pub mod material;
 pub mod merkle;
 pub mod policy;

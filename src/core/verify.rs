@@ -26,12 +26,7 @@ use sigstore_trust_root::TrustedRoot;
 use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 
-/// Parse `sha256:<64 hex>`.
-pub fn parse_digest(s: &str) -> Option<[u8; 32]> {
-    let hex = s.strip_prefix("sha256:")?;
-    let v = hex::decode(hex).ok()?;
-    v.try_into().ok()
-}
+pub use crate::core::digest::parse_digest;
 
 /// Largest bundle (or trusted root) accepted, in bytes.
 pub const MAX_DOCUMENT: usize = 16 * 1024 * 1024;

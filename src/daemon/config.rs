@@ -1,4 +1,4 @@
-//! `trustmirror serve --config FILE` (YAML).
+//! `trustmirror serve --config FILE` (YAML): the service's configuration.
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8080            # HTTP address
@@ -174,8 +174,7 @@ impl AdmissionConfig {
             policy_files: self.policies.clone(),
             banned_file: self.banned_packages.clone(),
             exemptions_file: self.exemptions.clone(),
-            trusted_root: self.trusted_root.clone(),
-            trust_roots: self.trust_roots.clone(),
+            trust: crate::trust::TrustConfig { explicit: self.trusted_root.clone(), named: self.trust_roots.clone(), ..Default::default() },
             cache_ttl: self.cache_ttl,
             breakglass_max: jiff::SignedDuration::try_from(self.breakglass_max).unwrap_or(jiff::SignedDuration::from_hours(4)),
             fail_open: self.failure_mode == FailureMode::Open,
@@ -210,7 +209,7 @@ pub struct OciConfig {
     pub ca_file: Option<PathBuf>,
     /// Credentials per registry host.
     #[serde(default)]
-    pub auth: std::collections::BTreeMap<String, RegistryCredentials>,
+    pub auth: std::collections::BTreeMap<String, crate::mirror::oci::Credentials>,
     /// Public keys (PEM) to verify key-signed material with at ingest.
     #[serde(default)]
     pub keys: Vec<PathBuf>,
@@ -223,17 +222,6 @@ pub struct OciConfig {
     pub full_recheck_interval: Duration,
     #[serde(default = "d8")]
     pub concurrency: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryCredentials {
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub token: Option<String>,
 }
 
 fn d8() -> usize {
@@ -298,7 +286,33 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
 impl Config {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        let c: Self = serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        c.trust_config().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    /// The one trust source of the service: the mirrored TUF repository's `trusted_root.json`,
+    /// or one explicit file (`admission.trusted_root` or `oci.trusted_root`: the same file if
+    /// both are given), plus `admission.trust_roots`.
+    pub fn trust_config(&self) -> Result<crate::trust::TrustConfig, String> {
+        let a = self.admission.as_ref().and_then(|a| a.trusted_root.clone());
+        let o = self.oci.as_ref().and_then(|o| o.trusted_root.clone());
+        let explicit = match (a, o) {
+            (Some(a), Some(o)) if a != o => {
+                return Err(format!(
+                    "admission.trusted_root ({}) and oci.trusted_root ({}) differ: the service verifies with one trusted root",
+                    a.display(),
+                    o.display()
+                ));
+            }
+            (a, o) => a.or(o),
+        };
+        Ok(crate::trust::TrustConfig {
+            explicit,
+            tuf_repo: self.tuf.repo.clone(),
+            named: self.admission.as_ref().map(|a| a.trust_roots.clone()).unwrap_or_default(),
+            fallback_production: false,
+        })
     }
 }
 

@@ -1,6 +1,5 @@
 //! Everything that talks to upstreams: TUF repositories, registries, transparency logs.
 pub mod oci;
-pub mod oci_mirror;
 pub mod tlog_mirror;
 pub mod tuf_client;
 pub mod tuf_mirror;

@@ -20,9 +20,9 @@ use serde::Serialize;
 
 use crate::core::clock::Clock;
 use crate::core::tlog::{self, Hash, HistoryVerdict, LogKey, Step, TlogError, TlogErrorKind, Verified, Witness, err};
-use crate::core::verify::TrustedMaterial;
 use crate::store::Store;
 use crate::store::tlog::{Alarm, Cas};
+use crate::trust::TrustRoot;
 
 /// Largest response accepted from a log (a checkpoint JSON, a proof of ≤ 128 hashes).
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -30,7 +30,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 pub struct TlogMirror {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>,
+    trust: Arc<dyn TrustRoot>,
     witness: Arc<Witness>,
     client: reqwest::Client,
     requests: AtomicU64,
@@ -75,12 +75,7 @@ fn hex_hashes(v: &serde_json::Value) -> Result<Vec<Hash>, String> {
 }
 
 impl TlogMirror {
-    pub fn new(
-        store: Arc<Store>,
-        clock: Arc<dyn Clock>,
-        trust: Arc<dyn Fn() -> Arc<TrustedMaterial> + Send + Sync>,
-        witness: Arc<Witness>,
-    ) -> Self {
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, trust: Arc<dyn TrustRoot>, witness: Arc<Witness>) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
@@ -104,7 +99,7 @@ impl TlogMirror {
     }
 
     pub fn logs(&self) -> Vec<LogKey> {
-        tlog::log_keys(&(self.trust)())
+        tlog::log_keys(&self.trust.current())
     }
 
     pub fn log(&self, id: &str) -> Option<LogKey> {
@@ -357,26 +352,4 @@ impl TlogMirror {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
-}
-
-/// Parse a C2SP tlog-witness `add-checkpoint` body: `old N`, proof lines (base64), a blank
-/// line, the checkpoint.
-pub fn parse_add_checkpoint(body: &str) -> Result<(u64, Vec<Hash>, String), String> {
-    use base64::Engine;
-    let (head, cp) = body.split_once("\n\n").ok_or("no blank line before the checkpoint")?;
-    let mut lines = head.lines();
-    let old = lines.next().and_then(|l| l.strip_prefix("old ")).ok_or("first line must be `old <size>`")?;
-    if old.len() > 1 && old.starts_with('0') {
-        return Err("old size has leading zeroes".into());
-    }
-    let old: u64 = old.parse().map_err(|_| format!("old size {old:?} is not a number"))?;
-    let mut proof = vec![];
-    for l in lines {
-        let b = base64::engine::general_purpose::STANDARD.decode(l).map_err(|e| format!("proof line {l:?}: {e}"))?;
-        proof.push(<Hash>::try_from(b.as_slice()).map_err(|_| format!("proof line {l:?} is not 32 bytes"))?);
-        if proof.len() > 63 {
-            return Err("more than 63 proof lines".into());
-        }
-    }
-    Ok((old, proof, cp.to_string()))
 }

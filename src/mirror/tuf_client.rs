@@ -377,20 +377,7 @@ impl LocalMetadata for DirMetadata {
         std::fs::read(self.path(role)).ok()
     }
     fn persist(&mut self, role: &str, _version: u64, bytes: &[u8]) -> TufResult<()> {
-        write_atomic(&self.path(role), bytes).map_err(|e| TufError::new(role, TufErrorKind::Store, format!("writing local copy: {e}")))
+        crate::files::write_atomic(&self.path(role), bytes)
+            .map_err(|e| TufError::new(role, TufErrorKind::Store, format!("writing local copy: {e}")))
     }
-}
-
-/// Write a file so that readers (and a crash) see the old or the new content, never a mix.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("f"), std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }

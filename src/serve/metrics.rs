@@ -13,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::core::tuf::TufErrorKind;
-use crate::mirror::tuf_mirror::repo_view;
 use crate::store::Store;
+use crate::store::repo_view;
 
 type Labels = Vec<(String, String)>;
 

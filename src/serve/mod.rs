@@ -1,5 +1,7 @@
 //! The cluster service's HTTP side: the verified TUF repository re-served in the standard
-//! consistent-snapshot layout under `/tuf/`, plus `/healthz`, `/readyz` and `/metrics`.
+//! consistent-snapshot layout under `/tuf/`, the mirrored image material, the witness, and
+//! `/healthz`, `/readyz`, `/metrics`. (The admission webhook is HTTPS on its own port:
+//! `admission::server`.)
 //!
 //! | path | content |
 //! |---|---|
@@ -7,6 +9,12 @@
 //! | `/tuf/timestamp.json` | current timestamp |
 //! | `/tuf/N.snapshot.json`, `/tuf/N.targets.json`, `/tuf/N.<role>.json` | versioned metadata (recent versions kept) |
 //! | `/tuf/targets/HASH.NAME`, `/tuf/targets/dir/HASH.NAME` | targets by hash (every listed hash), and by plain path |
+//! | `/oci/v1/material`, `/oci/v1/material/{digest}` | mirrored material records (ETag, `If-None-Match`) |
+//! | `/oci/v1/blobs/{sha256}`, `/oci/v1/tags` | material blobs; tag → digest resolutions |
+//! | `POST /oci/v1/ingest?ref=REF` | queue an on-demand ingestion |
+//! | `POST /tlog/v1/add-checkpoint` | C2SP tlog-witness submissions |
+//! | `/tlog/v1/witness`, `/tlog/v1/logs`, `/tlog/v1/{log}/checkpoint` | the witness's vkey, witnessed logs, cosigned checkpoints |
+//! | `/healthz`, `/readyz`, `/metrics` | liveness, readiness (verified unexpired root and timestamp), Prometheus |
 //!
 //! Everything served is byte-identical to what was verified upstream, so downstream TUF clients
 //! verify it themselves with the same root.
@@ -25,8 +33,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::core::clock::Clock;
-use crate::mirror::tuf_mirror::{TufMirror, repo_view};
+use crate::mirror::tuf_mirror::TufMirror;
 use crate::store::Store;
+use crate::store::repo_view;
 
 #[derive(Clone)]
 pub struct AppState {

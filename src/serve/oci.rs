@@ -26,7 +26,7 @@ pub async fn list(State(s): State<AppState>, h: HeaderMap) -> Response {
                 &items.iter().map(|(d, e, t)| serde_json::json!({"digest": d, "etag": e, "synced_at": t})).collect::<Vec<_>>(),
             )
             .expect("json");
-            let etag = format!("\"{}\"", &crate::store::sha256_hex(&body)[..32]);
+            let etag = format!("\"{}\"", &crate::core::digest::sha256_hex(&body)[..32]);
             if etag_matches(&h, &etag) {
                 return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
             }

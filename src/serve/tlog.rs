@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::core::tlog::TlogErrorKind;
-use crate::mirror::tlog_mirror::parse_add_checkpoint;
+use crate::core::tlog::parse_add_checkpoint;
 
 fn text(code: StatusCode, ct: &'static str, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, ct)], body).into_response()

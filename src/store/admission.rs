@@ -1,4 +1,4 @@
-//! Admission state (schema 3): break-glass exemptions, the append-only audit log, and per-digest
+//! Admission state: break-glass exemptions, the append-only audit log, and per-digest
 //! material ETags (so the admission cache can key on them without parsing records).
 //!
 //! | table | key | value |
@@ -8,27 +8,12 @@
 //! | `oci_etags` | subject digest | the material record's ETag |
 
 use jiff::Timestamp;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{AUDIT_LOG, Store, StoreError};
+use super::schema::{AUDIT_LOG, EXEMPTIONS, OCI_ETAGS};
+use super::{Store, StoreError};
 use crate::core::policy::{Mode, Violation};
-
-pub const EXEMPTIONS: TableDefinition<u64, &str> = TableDefinition::new("exemptions");
-pub const OCI_ETAGS: TableDefinition<&str, &str> = TableDefinition::new("oci_etags");
-
-pub fn migrate_2_to_3(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(EXEMPTIONS)?;
-    let mut etags = tx.open_table(OCI_ETAGS)?;
-    let m = tx.open_table(super::oci::OCI_MATERIAL)?;
-    for i in m.iter()? {
-        let (k, v) = i?;
-        let r: crate::core::material::MaterialRecord =
-            serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "oci_material".into(), detail: e.to_string() })?;
-        etags.insert(k.value(), r.etag().as_str())?;
-    }
-    Ok(())
-}
 
 /// What a break-glass exemption covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! Mirrored OCI signature material (schema 2): per image digest, every signature, attestation
+//! Mirrored OCI signature material: per image digest, every signature, attestation
 //! and bundle found for it, each verified on the way in (or recorded as rejected with its reason),
 //! content-addressed in `blobs`; tag → digest resolutions with their time.
 //!
@@ -15,23 +15,11 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{BLOBS, Store, StoreError};
-
-pub const OCI_MATERIAL: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
-pub const OCI_TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_tags");
-pub const OCI_REPOS: TableDefinition<&str, &str> = TableDefinition::new("oci_repos");
-pub const OCI_BY_PREDICATE: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
-
-pub fn migrate_1_to_2(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(OCI_MATERIAL)?;
-    tx.open_table(OCI_TAGS)?;
-    tx.open_table(OCI_REPOS)?;
-    tx.open_table(OCI_BY_PREDICATE)?;
-    Ok(())
-}
+use super::schema::{BLOBS, OCI_BY_PREDICATE, OCI_ETAGS, OCI_MATERIAL, OCI_REPOS, OCI_TAGS};
+use super::{Store, StoreError};
 
 pub use crate::core::material::{Item, ItemKind, ItemStatus, MaterialRecord};
 
@@ -88,7 +76,7 @@ impl Store {
                 idx.insert((pt, rec.subject.as_str()), ())?;
             }
             m.insert(rec.subject.as_str(), serde_json::to_string(rec).expect("serializable").as_str())?;
-            tx.open_table(super::admission::OCI_ETAGS)?.insert(rec.subject.as_str(), rec.etag().as_str())?;
+            tx.open_table(OCI_ETAGS)?.insert(rec.subject.as_str(), rec.etag().as_str())?;
         }
         tx.commit()?;
         Ok(())

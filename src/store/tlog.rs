@@ -1,4 +1,4 @@
-//! Witnessed transparency-log state (schema 4).
+//! Witnessed transparency-log state.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -11,23 +11,13 @@
 //! transaction (tlog-witness requires it: two concurrent submissions must not roll back).
 
 use jiff::Timestamp;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, TLOG_CHECKPOINTS};
-use crate::core::tlog::{Hash, TlogErrorKind, Verified};
-
-pub const TLOG_STATE: TableDefinition<&str, &str> = TableDefinition::new("tlog_state");
-pub const TLOG_ROOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("tlog_roots");
-pub const TLOG_ALARMS: TableDefinition<u64, &str> = TableDefinition::new("tlog_alarms");
-
-pub fn migrate_3_to_4(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(TLOG_STATE)?;
-    tx.open_table(TLOG_ROOTS)?;
-    tx.open_table(TLOG_ALARMS)?;
-    tx.open_table(TLOG_CHECKPOINTS)?;
-    Ok(())
-}
+use super::schema::{TLOG_ALARMS, TLOG_CHECKPOINTS, TLOG_ROOTS, TLOG_STATE};
+use super::{Store, StoreError};
+use crate::core::tlog::history::TlogFact;
+use crate::core::tlog::{Hash, HistoryVerdict, TlogErrorKind, Verified, against_history};
 
 /// Evidence of log misbehaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +88,30 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(TLOG_STATE)?;
         t.get(log)?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_state", e))).transpose()
+    }
+
+    /// What the witnessed history says of checkpoint (`size`, `root`) of `log`.
+    pub fn tlog_fact(&self, log: &str, size: u64, root: &Hash) -> Result<TlogFact, StoreError> {
+        let Some(st) = self.tlog_state(log)? else {
+            return Ok(TlogFact { verdict: HistoryVerdict::UnknownLog { log: log.into() }, witnessed_note: None });
+        };
+        let known = self.tlog_root(log, size)?;
+        let alarm = st.alarm.map(|a| format!("alarm #{a} is open (trustmirror tlog status)"));
+        Ok(TlogFact {
+            verdict: against_history(size, root, known, st.latest.as_ref().map(|l| l.size), alarm.as_deref()),
+            witnessed_note: st.latest.map(|l| l.text),
+        })
+    }
+
+    /// [`Store::tlog_fact`] of each checkpoint (log, size, root) a bundle cites.
+    pub fn tlog_facts(&self, cps: &[(String, u64, Hash)]) -> Result<std::collections::BTreeMap<(String, u64), TlogFact>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (log, size, root) in cps {
+            if let std::collections::btree_map::Entry::Vacant(e) = out.entry((log.clone(), *size)) {
+                e.insert(self.tlog_fact(log, *size, root)?);
+            }
+        }
+        Ok(out)
     }
 
     pub fn tlog_states(&self) -> Result<Vec<LogState>, StoreError> {

@@ -5,10 +5,13 @@
 //! seed; the clock is injected.
 
 pub mod cosign;
+pub mod demo_tuf;
 pub mod keys;
+pub mod lab;
 pub mod oci;
 pub mod pki;
 pub mod predicates;
+pub mod process;
 pub mod rekor;
 pub mod scenarios;
 pub mod sigstore;
@@ -204,9 +207,7 @@ impl Testbed {
         }
         env.insert("PID".into(), std::process::id().to_string());
         let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        let tmp = dir.join(".env.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, dir.join("env"))?; // readers see no env file or a complete one
+        crate::files::write_atomic(&dir.join("env"), text.as_bytes())?; // readers see no env file or a complete one
 
         Ok(Self {
             dir,

@@ -95,10 +95,12 @@ impl Registry {
     }
 
     pub fn registry_auth(&self) -> RegistryAuth {
-        match &self.auth {
-            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
-            None => RegistryAuth::Anonymous,
+        crate::mirror::oci::Credentials {
+            username: self.auth.as_ref().map(|a| a.0.clone()),
+            password: self.auth.as_ref().map(|a| a.1.clone()),
+            token: None,
         }
+        .auth()
     }
 }
 

@@ -16,6 +16,25 @@ pub fn good_identity() -> Identity {
     Identity::github_workflow("myorg/app", ".github/workflows/build.yml", "refs/heads/main")
 }
 
+/// Every scenario, in the order of the mission's expected-behaviour table (the demo replays them
+/// in this order; the testbed publishes exactly these).
+pub const SCENARIOS: &[&str] = &[
+    "unsigned",
+    "wrong-workflow-fork",
+    "wrong-workflow-branch",
+    "critical-cve",
+    "banned-package",
+    "slsa-level-1",
+    "missing-sbom",
+    "unapproved-base",
+    "tag-only",
+    "rollback-presigned",
+    "rollback-unsigned",
+    "good",
+    "multi-arch",
+    "vendor-key-signed",
+];
+
 pub const APPROVED_BASE_REPO: &str = "base/distroless";
 pub const UNAPPROVED_BASE_REPO: &str = "library/debian";
 
@@ -134,6 +153,7 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
     let generator = p::SLSA_GENERATOR_CONTAINER;
     let mut out = vec![];
     let mut add = |name: &str, img: &BuiltImage, expected: &str, reason: &str, description: &str, by_tag: bool| {
+        assert!(SCENARIOS.contains(&name), "scenario {name} is not in SCENARIOS");
         let tag_ref = format!("{reg}/{}:{}", img.repo, img.tag);
         let digest_ref = format!("{reg}/{}@{}", img.repo, img.digest);
         out.push(Scenario {

@@ -111,17 +111,33 @@ pub fn tools_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/trustmirror-tools"))
 }
 
-/// A tool from `.ci/install`. Missing: fail under CI (`TM_REQUIRE_TOOLS=1`), else skip loudly.
+/// Interop checks are required: a missing tool fails the test, unless this machine opted out
+/// with `TM_SKIP_INTEROP=1` (a developer machine without Python/Node tools).
+pub fn interop_skipped() -> bool {
+    std::env::var("TM_SKIP_INTEROP").as_deref() == Ok("1")
+}
+
+/// A tool from `.ci/install`. Missing: the test fails (run .ci/install), unless interop checks
+/// were explicitly opted out of ([`interop_skipped`]); then it says so and returns `None`.
 pub fn tool(rel: &str) -> Option<PathBuf> {
     let p = tools_dir().join(rel);
     if p.exists() {
         return Some(p);
     }
-    if std::env::var("TM_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{} is missing: run .ci/install", p.display());
+    if !interop_skipped() {
+        panic!("{} is missing: run .ci/install (or set TM_SKIP_INTEROP=1 to skip interop checks on this machine)", p.display());
     }
-    eprintln!("SKIP: {} is missing (run .ci/install)", p.display());
+    eprintln!("SKIP (TM_SKIP_INTEROP=1): {} is missing", p.display());
     None
+}
+
+/// Every interop check of a test ran (`ran == expected`), unless opted out.
+pub fn assert_interop_ran(what: &str, ran: usize, expected: usize) {
+    if interop_skipped() {
+        eprintln!("{what}: {ran} of {expected} interop checks ran (TM_SKIP_INTEROP=1)");
+    } else {
+        assert_eq!(ran, expected, "{what}: {ran} of {expected} interop checks ran");
+    }
 }
 
 pub fn repo_root() -> PathBuf {

@@ -1,32 +1,35 @@
-//! Reading signed images from OCI sources: a registry (oci-client; anonymous, basic or bearer;
-//! HTTPS, plain HTTP only for hosts explicitly marked insecure) or an OCI image layout directory
-//! (what `cosign save`, oras and skopeo `oci:` write). Collects an image's manifest and its cosign
-//! material: `.sig` and `.att` layers, and Sigstore bundles attached as referrers (the referrers
-//! API, or the referrers tag schema). Sizes are bounded and every blob is checked against its
-//! digest.
+//! Registry access (oci-client; anonymous, basic or bearer; HTTPS, plain HTTP only for hosts
+//! explicitly marked insecure): listing, tag resolution, and an image's cosign material — `.sig`,
+//! `.att` and `.sbom` layers, and Sigstore bundles attached as referrers (the referrers API, or
+//! the referrers tag schema). Sizes are bounded and every blob is checked against its digest.
+//! [`Registry`] adds what a mirror needs on top: per-host credentials, retries with backoff and a
+//! time limit per operation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::core::cosign::{BUNDLE_V03, CosignLayer};
+use crate::core::digest::sha256_digest;
 
 pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 pub const MAX_BLOB: usize = 16 * 1024 * 1024;
 
-const ACCEPT: &[&str] = &[
+pub const ACCEPT: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
-#[derive(Debug, thiserror::Error)]
+/// Why reading from a registry or layout failed. `what` names the reference, tag or blob.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OciError {
     #[error("{what}: {detail}")]
     Fetch { what: String, detail: String },
@@ -36,13 +39,24 @@ pub enum OciError {
     TooLarge { what: String, size: usize, max: usize },
     #[error("{what}: {detail}")]
     Malformed { what: String, detail: String },
+    #[error("{what}: no answer within {after:?}")]
+    Timeout { what: String, after: Duration },
+    #[error("{what}: {last} (after {attempts} attempts)")]
+    Exhausted { what: String, attempts: u32, last: Box<OciError> },
+    #[error("{what}: {detail}")]
+    Store { what: String, detail: String },
 }
 
-fn sha256_digest(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+impl OciError {
+    pub fn store(what: &str, e: crate::store::StoreError) -> Self {
+        OciError::Store { what: what.into(), detail: e.to_string() }
+    }
+    pub fn reference(what: &str, e: impl std::fmt::Display) -> Self {
+        OciError::Malformed { what: what.into(), detail: format!("invalid reference: {e}") }
+    }
 }
 
-fn check_digest(what: &str, bytes: &[u8], want: &str) -> Result<(), OciError> {
+pub(super) fn check_digest(what: &str, bytes: &[u8], want: &str) -> Result<(), OciError> {
     let got = sha256_digest(bytes);
     if got != want {
         return Err(OciError::Digest { what: what.into(), got, want: want.into() });
@@ -69,41 +83,72 @@ pub struct ImageMaterial {
     pub skipped: Vec<String>,
 }
 
+/// Credentials for one registry: a bearer token, or a username and password, or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Credentials {
+    /// The one place registry authentication is decided: a token wins, then basic, else
+    /// anonymous.
+    pub fn auth(&self) -> RegistryAuth {
+        match (&self.token, &self.username, &self.password) {
+            (Some(t), _, _) => RegistryAuth::Bearer(t.clone()),
+            (None, Some(u), Some(p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            _ => RegistryAuth::Anonymous,
+        }
+    }
+}
+
 /// Registry connection settings.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     /// Hosts (`host:port`) that may be reached over plain HTTP.
     pub insecure_hosts: Vec<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub bearer: Option<String>,
+    /// Credentials for every host without its own entry in `per_host`.
+    pub credentials: Credentials,
+    /// Credentials by host (`host:port`).
+    pub per_host: BTreeMap<String, Credentials>,
     /// Extra CA certificates (PEM) for HTTPS registries.
     pub ca_pem: Option<Vec<u8>>,
     /// Per-request read timeout (a registry that stops answering).
-    pub timeout: Option<std::time::Duration>,
+    pub timeout: Option<Duration>,
 }
 
+impl RegistryOptions {
+    pub fn auth_for(&self, host: &str) -> RegistryAuth {
+        self.per_host.get(host).unwrap_or(&self.credentials).auth()
+    }
+
+    /// The oci-client for these options.
+    pub fn client(&self) -> Client {
+        Client::new(ClientConfig {
+            protocol: if self.insecure_hosts.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(self.insecure_hosts.clone())
+            },
+            ..Default::default()
+        })
+    }
+}
+
+/// Where `verify` reads an image from: a registry or a layout directory.
 pub enum OciSource {
-    Registry { client: Client, auth: RegistryAuth },
+    Registry { client: Client, opts: RegistryOptions },
     Layout { dir: PathBuf },
 }
 
 impl OciSource {
     pub fn registry(o: &RegistryOptions) -> Self {
-        let client = Client::new(ClientConfig {
-            protocol: if o.insecure_hosts.is_empty() {
-                ClientProtocol::Https
-            } else {
-                ClientProtocol::HttpsExcept(o.insecure_hosts.clone())
-            },
-            ..Default::default()
-        });
-        let auth = match (&o.bearer, &o.username, &o.password) {
-            (Some(t), _, _) => RegistryAuth::Bearer(t.clone()),
-            (None, Some(u), Some(p)) => RegistryAuth::Basic(u.clone(), p.clone()),
-            _ => RegistryAuth::Anonymous,
-        };
-        OciSource::Registry { client, auth }
+        OciSource::Registry { client: o.client(), opts: o.clone() }
     }
 
     pub fn layout(dir: &Path) -> Self {
@@ -113,20 +158,23 @@ impl OciSource {
     /// Fetch an image (by tag or digest; for layouts, `reference` may be empty) and its material.
     pub async fn image_material(&self, reference: &str) -> Result<ImageMaterial, OciError> {
         match self {
-            OciSource::Registry { client, auth } => registry_material(client, auth, reference).await,
-            OciSource::Layout { dir } => layout_material(dir, reference),
+            OciSource::Registry { client, opts } => {
+                let host = reference.split('/').next().unwrap_or_default();
+                registry_material(client, &opts.auth_for(host), reference).await
+            }
+            OciSource::Layout { dir } => super::layout::layout_material(dir, reference),
         }
     }
 }
 
-fn fetch_err(what: &str, e: impl std::fmt::Display) -> OciError {
+pub(super) fn fetch_err(what: &str, e: impl std::fmt::Display) -> OciError {
     OciError::Fetch { what: what.into(), detail: e.to_string() }
 }
 
 /// A manifest layer: media type, digest, annotations.
-type LayerDesc = (String, String, BTreeMap<String, String>);
+pub(super) type LayerDesc = (String, String, BTreeMap<String, String>);
 
-fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, OciError> {
+pub(super) fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, OciError> {
     let m: Value = serde_json::from_slice(manifest)
         .map_err(|e| OciError::Malformed { what: what.into(), detail: format!("manifest is not JSON: {e}") })?;
     let layers =
@@ -191,7 +239,7 @@ pub async fn material_for_digest(
     auth: &RegistryAuth,
     name: &str,
     digest: &str,
-    present: Option<&std::collections::BTreeSet<String>>,
+    present: Option<&BTreeSet<String>>,
     out: &mut ImageMaterial,
 ) -> Result<(), OciError> {
     let prefix = digest.replacen(':', "-", 1);
@@ -272,92 +320,218 @@ pub async fn pull_blob(client: &Client, r: &Reference, digest: &str) -> Result<V
     Ok(buf)
 }
 
-fn layout_blob(dir: &Path, digest: &str, max: usize) -> Result<Vec<u8>, OciError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| OciError::Malformed { what: digest.into(), detail: "only sha256 digests are supported".into() })?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(OciError::Malformed { what: digest.into(), detail: "not a sha256 digest".into() });
+/// Page size asked for in `_catalog` and `tags/list`.
+const PAGE: usize = 1000;
+
+/// Add a page to `out`; whether to ask for another. Registries differ: some honour `n`/`last`,
+/// distribution 2.8 ignores both and returns everything, unsorted, every time. Another page is
+/// asked for only when this one was exactly full and brought something new.
+pub(super) fn paginate(out: &mut Vec<String>, page: Vec<String>, last: &mut Option<String>) -> bool {
+    let full = page.len() == PAGE;
+    let before = out.len();
+    let seen: BTreeSet<String> = out.iter().cloned().collect();
+    let mut newest = None;
+    for t in page {
+        if !seen.contains(&t) {
+            newest = Some(t.clone());
+            out.push(t);
+        }
     }
-    let p = dir.join("blobs/sha256").join(hex);
-    let meta = std::fs::metadata(&p).map_err(|e| fetch_err(&p.display().to_string(), e))?;
-    if meta.len() as usize > max {
-        return Err(OciError::TooLarge { what: p.display().to_string(), size: meta.len() as usize, max });
+    if let Some(n) = newest {
+        *last = Some(n);
     }
-    let b = std::fs::read(&p).map_err(|e| fetch_err(&p.display().to_string(), e))?;
-    check_digest(&p.display().to_string(), &b, digest)?;
-    Ok(b)
+    full && out.len() > before && out.len() < 1_000_000
 }
 
-fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, OciError> {
-    let what = dir.display().to_string();
-    let idx = std::fs::read(dir.join("index.json")).map_err(|e| fetch_err(&format!("{what}/index.json"), e))?;
-    let index: Value =
-        serde_json::from_slice(&idx).map_err(|e| OciError::Malformed { what: format!("{what}/index.json"), detail: e.to_string() })?;
-    let descs = index["manifests"].as_array().cloned().unwrap_or_default();
-    let ref_name = |d: &Value| d["annotations"]["org.opencontainers.image.ref.name"].as_str().map(str::to_string);
-    let kind = |d: &Value| d["annotations"]["kind"].as_str().map(str::to_string);
-    let is_cosign_tag = |n: &str| n.starts_with("sha256-");
-    // the image: named by the reference (tag or digest), cosign's kind annotation, or the one
-    // descriptor that is not signature material
-    let image = descs
-        .iter()
-        .find(|d| !reference.is_empty() && (ref_name(d).as_deref() == Some(reference) || d["digest"].as_str() == Some(reference)))
-        .or_else(|| descs.iter().find(|d| kind(d).as_deref() == Some("dev.cosignproject.cosign/image")))
-        .or_else(|| {
-            let cands: Vec<&Value> = descs
-                .iter()
-                .filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image")))
-                .collect();
-            (cands.len() == 1).then(|| cands[0])
-        })
-        .ok_or_else(|| OciError::Malformed {
-            what: what.clone(),
-            detail: "cannot tell which manifest is the image (name it with a tag or digest)".into(),
-        })?;
-    let digest = image["digest"].as_str().unwrap_or_default().to_string();
-    let manifest = layout_blob(dir, &digest, MAX_MANIFEST)?;
-    let mut out = ImageMaterial { name: what.clone(), digest: digest.clone(), manifest, ..Default::default() };
-    let prefix = digest.replacen(':', "-", 1);
-    for d in &descs {
-        let name = ref_name(d).unwrap_or_default();
-        let k = kind(d).unwrap_or_default();
-        let is_sig = name == format!("{prefix}.sig") || k == "dev.cosignproject.cosign/sigs";
-        let is_att = name == format!("{prefix}.att") || k == "dev.cosignproject.cosign/atts";
-        let md = d["digest"].as_str().unwrap_or_default();
-        if is_sig || is_att {
-            let m = layout_blob(dir, md, MAX_MANIFEST)?;
-            for (mt, ld, ann) in layers_of(&format!("{what} {name}"), &m)? {
-                let content = layout_blob(dir, &ld, MAX_BLOB)?;
-                let l = CosignLayer { media_type: mt, content, annotations: ann };
-                if is_sig { out.sig_layers.push(l) } else { out.att_layers.push(l) }
-            }
-            continue;
-        }
-        // referrers: bundle manifests whose subject is the image (listed directly, or through the
-        // referrers tag schema index)
-        let m = match layout_blob(dir, md, MAX_MANIFEST) {
-            Ok(m) => m,
-            Err(_) => continue,
-        };
-        let v: Value = serde_json::from_slice(&m).unwrap_or(Value::Null);
-        let candidates: Vec<Value> = if name == prefix { v["manifests"].as_array().cloned().unwrap_or_default() } else { vec![d.clone()] };
-        for c in candidates {
-            let cm = if name == prefix {
-                layout_blob(dir, c["digest"].as_str().unwrap_or_default(), MAX_MANIFEST).unwrap_or_default()
-            } else {
-                m.clone()
+/// A registry client for mirroring: credentials per host, every operation retried with backoff
+/// and bounded in time (a registry that stops answering costs one timeout per attempt).
+pub struct Registry {
+    pub client: Client,
+    pub opts: RegistryOptions,
+    pub retries: u32,
+    pub op_timeout: Duration,
+}
+
+impl Registry {
+    pub fn new(opts: RegistryOptions, retries: u32, op_timeout: Duration) -> Self {
+        Self { client: opts.client(), opts, retries, op_timeout }
+    }
+
+    pub fn auth_for(&self, host: &str) -> RegistryAuth {
+        self.opts.auth_for(host)
+    }
+
+    /// Run `f` until it succeeds, at most `retries + 1` times, each bounded by `op_timeout`.
+    pub async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, OciError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciError>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut last = None;
+        for attempt in 0..=self.retries {
+            let res = match tokio::time::timeout(self.op_timeout, f()).await {
+                Ok(r) => r,
+                Err(_) => Err(OciError::Timeout { what: what.into(), after: self.op_timeout }),
             };
-            let cv: Value = serde_json::from_slice(&cm).unwrap_or(Value::Null);
-            if cv["artifactType"].as_str() == Some(BUNDLE_V03) && cv["subject"]["digest"].as_str() == Some(digest.as_str()) {
-                let pt = cv["annotations"]["dev.sigstore.bundle.predicateType"].as_str().map(str::to_string);
-                for (mt, ld, _) in layers_of(&what, &cm)? {
-                    if mt == BUNDLE_V03 && !out.bundles.iter().any(|(_, b)| sha256_digest(b) == ld) {
-                        out.bundles.push((pt.clone(), layout_blob(dir, &ld, MAX_BLOB)?));
+            match res {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if attempt < self.retries {
+                        tracing::debug!(what, attempt, error = %e, "retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
                     }
+                    last = Some(e);
                 }
             }
         }
+        let last = last.expect("at least one attempt");
+        Err(OciError::Exhausted { what: what.into(), attempts: self.retries + 1, last: Box::new(last) })
     }
-    Ok(out)
+
+    fn reference(s: &str) -> Result<Reference, OciError> {
+        s.parse().map_err(|e| OciError::reference(s, e))
+    }
+
+    /// Collect a paginated listing: `page(last)` fetches the page after `last` (each retried).
+    async fn paged<F, Fut>(&self, what: &str, page: F) -> Result<Vec<String>, OciError>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, OciError>>,
+    {
+        let mut out = vec![];
+        let mut last: Option<String> = None;
+        loop {
+            let items = self.retry(what, || page(last.clone())).await?;
+            if !paginate(&mut out, items, &mut last) {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every repository of `host` (`_catalog`, paginated).
+    pub async fn catalog(&self, host: &str) -> Result<Vec<String>, OciError> {
+        let r = Self::reference(&format!("{host}/catalog:latest"))?;
+        let auth = self.auth_for(host);
+        let what = format!("catalog of {host}");
+        self.paged(&what, |last| {
+            let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+            async move {
+                let p = self.client.catalog(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| fetch_err(&what, e))?;
+                Ok(p.repositories)
+            }
+        })
+        .await
+    }
+
+    /// Every tag of `repo` (`registry/repo`, paginated).
+    pub async fn list_tags(&self, repo: &str) -> Result<BTreeSet<String>, OciError> {
+        let r = Self::reference(&format!("{repo}:latest"))?;
+        let auth = self.auth_for(r.registry());
+        let what = format!("tags of {repo}");
+        let tags = self
+            .paged(&what, |last| {
+                let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+                async move {
+                    let p = self.client.list_tags(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| fetch_err(&what, e))?;
+                    Ok(p.tags)
+                }
+            })
+            .await?;
+        Ok(tags.into_iter().collect())
+    }
+
+    /// The digest a tag (or digest reference) resolves to now.
+    pub async fn resolve(&self, reference: &str) -> Result<String, OciError> {
+        let r = Self::reference(reference)?;
+        let auth = self.auth_for(r.registry());
+        let what = format!("resolve {reference}");
+        self.retry(&what, || {
+            let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+            async move { self.client.fetch_manifest_digest(&r, &auth).await.map_err(|e| fetch_err(&what, e)) }
+        })
+        .await
+    }
+
+    /// The manifest `repo@digest`, checked against its digest and bounded in size.
+    pub async fn manifest(&self, repo: &str, digest: &str) -> Result<Vec<u8>, OciError> {
+        let what = format!("{repo}@{digest}");
+        let r = Self::reference(&what)?;
+        let auth = self.auth_for(r.registry());
+        let (manifest, md) = self
+            .retry(&what, || {
+                let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+                async move { self.client.pull_manifest_raw(&r, &auth, ACCEPT).await.map_err(|e| fetch_err(&what, e)) }
+            })
+            .await?;
+        if manifest.len() > MAX_MANIFEST {
+            return Err(OciError::TooLarge { what, size: manifest.len(), max: MAX_MANIFEST });
+        }
+        if md != digest {
+            return Err(OciError::Digest { what, got: md, want: digest.into() });
+        }
+        check_digest(&what, &manifest, digest)?;
+        Ok(manifest.to_vec())
+    }
+
+    /// The cosign material and referrers of `repo@digest` (see [`material_for_digest`]), retried
+    /// as a whole: a half-fetched set is never returned.
+    pub async fn material(
+        &self,
+        repo: &str,
+        digest: &str,
+        manifest: Vec<u8>,
+        present: Option<&BTreeSet<String>>,
+    ) -> Result<ImageMaterial, OciError> {
+        let host = repo.split('/').next().unwrap_or_default();
+        let auth = self.auth_for(host);
+        let base = ImageMaterial { name: repo.to_string(), digest: digest.to_string(), manifest, ..Default::default() };
+        self.retry(&format!("material of {repo}@{digest}"), || {
+            let mut fresh = base.clone();
+            let auth = auth.clone();
+            async move {
+                material_for_digest(&self.client, &auth, repo, digest, present, &mut fresh).await?;
+                Ok(fresh)
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagination_stops_when_the_registry_ignores_it() {
+        // a registry that ignores n/last returns the same (oversized) list every time
+        let all: Vec<String> = (0..2000).map(|i| format!("t{i}")).collect();
+        let (mut out, mut last) = (vec![], None);
+        assert!(!paginate(&mut out, all.clone(), &mut last), "more than a page: the registry ignored n");
+        assert_eq!(out.len(), 2000);
+        // a registry that honours it: full pages continue, a short one ends
+        let (mut out, mut last) = (vec![], None);
+        assert!(paginate(&mut out, all[..1000].to_vec(), &mut last));
+        assert_eq!(last.as_deref(), Some("t999"));
+        assert!(!paginate(&mut out, all[1000..1500].to_vec(), &mut last));
+        // a full page with nothing new ends too
+        let (mut out, mut last) = (all[..1000].to_vec(), None);
+        assert!(!paginate(&mut out, all[..1000].to_vec(), &mut last));
+    }
+
+    #[test]
+    fn credentials_decide_the_auth_in_one_place() {
+        let c = |u: Option<&str>, p: Option<&str>, t: Option<&str>| Credentials {
+            username: u.map(Into::into),
+            password: p.map(Into::into),
+            token: t.map(Into::into),
+        };
+        assert!(matches!(c(Some("u"), Some("p"), Some("t")).auth(), RegistryAuth::Bearer(_)));
+        assert!(matches!(c(Some("u"), Some("p"), None).auth(), RegistryAuth::Basic(..)));
+        assert!(matches!(c(Some("u"), None, None).auth(), RegistryAuth::Anonymous));
+        let o = RegistryOptions { per_host: [("h:1".to_string(), c(None, None, Some("t")))].into(), ..Default::default() };
+        assert!(matches!(o.auth_for("h:1"), RegistryAuth::Bearer(_)));
+        assert!(matches!(o.auth_for("h:2"), RegistryAuth::Anonymous));
+    }
 }

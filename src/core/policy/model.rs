@@ -1,0 +1,276 @@
+//! The policy model every input format compiles into: policies with their authorities and the
+//! five properties' requirements, the banned list, the facts an evaluation reads and the
+//! violations it returns.
+
+use std::collections::BTreeMap;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::core::material::MaterialRecord;
+use crate::core::tlog::history::TlogFact;
+use crate::core::verify::Authority;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Allow and record.
+    Audit,
+    /// Allow with a warning.
+    Warn,
+    /// Deny.
+    Enforce,
+}
+
+/// The properties a decision is about (stable names: metrics, audit records, reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Property {
+    Registry,
+    Digest,
+    Mirror,
+    Signature,
+    Provenance,
+    Sbom,
+    Vulnerabilities,
+    BaseImage,
+    Attestation,
+    /// The bundles' transparency-log checkpoints against the witnessed history.
+    Transparency,
+    NoPolicy,
+}
+
+impl Mode {
+    /// The one spelling of each mode (configuration, query strings, metrics, audit records).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Audit => "audit",
+            Mode::Warn => "warn",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "enforce" => Ok(Mode::Enforce),
+            "warn" => Ok(Mode::Warn),
+            "audit" => Ok(Mode::Audit),
+            o => Err(format!("unknown mode {o:?} (enforce, warn or audit)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Property {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Property::Registry => "registry",
+            Property::Digest => "digest",
+            Property::Mirror => "mirror",
+            Property::Signature => "signature",
+            Property::Provenance => "provenance",
+            Property::Sbom => "sbom",
+            Property::Vulnerabilities => "vulnerabilities",
+            Property::BaseImage => "base-image",
+            Property::Attestation => "attestation",
+            Property::Transparency => "transparency",
+            Property::NoPolicy => "no-policy",
+        }
+    }
+}
+
+/// One failed check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub policy: String,
+    pub property: Property,
+    pub message: String,
+    /// The mode of the policy that found it.
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedAuthority {
+    pub name: String,
+    pub authority: Authority,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttestationReq {
+    pub name: String,
+    pub predicate_type: String,
+    pub rego: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProvenanceReq {
+    pub min_level: u8,
+    /// builder.id → SLSA build level.
+    pub builders: BTreeMap<String, u8>,
+    pub build_types: Vec<String>,
+    pub source_repositories: Vec<String>,
+    pub source_refs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Unknown,
+    Negligible,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Severity {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => Severity::Critical,
+            "high" => Severity::High,
+            "medium" | "moderate" => Severity::Medium,
+            "low" => Severity::Low,
+            "negligible" => Severity::Negligible,
+            _ => Severity::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VulnReq {
+    pub deny_at_or_above: Severity,
+    pub max_age: SignedDuration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub kind: String,
+    pub images: Vec<glob::Pattern>,
+    pub mode: Mode,
+    pub namespace_modes: BTreeMap<String, Mode>,
+    pub trust_root: Option<String>,
+    pub authorities: Vec<NamedAuthority>,
+    pub threshold: usize,
+    pub attestations: Vec<AttestationReq>,
+    pub provenance: Option<ProvenanceReq>,
+    pub sbom_required: bool,
+    pub vulnerabilities: Option<VulnReq>,
+    pub base_images: Option<Vec<glob::Pattern>>,
+    pub registries: Option<Vec<glob::Pattern>>,
+    pub require_digest: bool,
+    pub transparency: Option<TransparencyReq>,
+}
+
+/// `transparency:` — the log checkpoints of the image's signatures and attestations must be in
+/// the witnessed history (`required`), or only warn when they are not yet (`warn`); a checkpoint
+/// the history contradicts, or a log under alarm, is always a violation. `witnessPolicy` (C2SP
+/// tlog-policy) additionally requires the witnessed checkpoint's cosignatures to meet a quorum.
+#[derive(Debug, Clone)]
+pub struct TransparencyReq {
+    pub unwitnessed: Mode,
+    pub witness_policy: Option<crate::core::tlog::WitnessPolicy>,
+}
+
+impl Policy {
+    pub fn mode_for(&self, namespace: &str) -> Mode {
+        self.namespace_modes.get(namespace).copied().unwrap_or(self.mode)
+    }
+    pub(super) fn matches(&self, repository: &str) -> bool {
+        self.images.iter().any(|g| g.matches(repository) || g.matches(&format!("{repository}:")))
+    }
+}
+
+/// A banned package: by name (any ecosystem) or by purl prefix (`pkg:npm/event-stream@3.3.6`,
+/// `pkg:npm/event-stream` for every version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Banned {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub purl: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BannedList {
+    #[serde(default)]
+    pub banned: Vec<Banned>,
+}
+
+impl BannedList {
+    pub fn parse(yaml: &str) -> Result<Self, String> {
+        serde_yaml::from_str(yaml).map_err(|e| format!("banned packages: {e}"))
+    }
+    pub fn hit(&self, name: &str, purl: &str) -> Option<&Banned> {
+        self.banned.iter().find(|b| {
+            b.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
+                || b.purl.as_deref().is_some_and(|p| {
+                    !purl.is_empty() && (purl == p || purl.starts_with(&format!("{p}@")) || purl.starts_with(&format!("{p}?")))
+                })
+        })
+    }
+}
+
+/// Parsed policies, the banned list, and a version that changes whenever either does.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub policies: Vec<Policy>,
+    pub banned: BannedList,
+    /// What happens to images no policy covers.
+    pub no_match: Option<Mode>,
+    pub version: String,
+}
+
+/// What the engine needs to know about an image, gathered by the caller from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// As written in the workload (`registry/repo:tag` or `…@sha256:…`).
+    pub reference: String,
+    /// `registry/repo`.
+    pub repository: String,
+    /// Digest, from the reference or from the mirrored tag resolution.
+    pub digest: Option<String>,
+    /// The reference named no digest (it was resolved from a tag).
+    pub by_tag: bool,
+    pub material: Option<MaterialRecord>,
+    /// Blobs the material's items reference (sha256 hex → bytes).
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// (log id, tree size) → what the witnessed history says of each checkpoint the material's
+    /// bundles cite (gathered only when a policy asks for transparency).
+    pub tlog: BTreeMap<(String, u64), TlogFact>,
+}
+
+impl PolicySet {
+    /// Does any policy need [`Facts::tlog`]?
+    pub fn uses_transparency(&self) -> bool {
+        self.policies.iter().any(|p| p.transparency.is_some())
+    }
+}
+
+/// The outcome of evaluating one image.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Evaluation {
+    pub reference: String,
+    pub digest: Option<String>,
+    pub policies: Vec<String>,
+    pub violations: Vec<Violation>,
+    /// Verified signers, by authority name.
+    pub signers: Vec<(String, String)>,
+}
+
+impl Evaluation {
+    /// The strongest mode among violations (None: no violation).
+    pub fn worst(&self) -> Option<Mode> {
+        self.violations.iter().map(|v| v.mode).max()
+    }
+}

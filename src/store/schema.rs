@@ -1,0 +1,100 @@
+//! The store's one schema: every table, and the migrations that build them. Nothing else in
+//! `store/` defines a table, so the modules that read and write them never import each other.
+//!
+//! The `meta` table holds `schema_version`. [`MIGRATIONS`]`[i]` upgrades a store from version `i`
+//! to `i + 1`; opening a store runs the missing ones in a single transaction, and a store written
+//! by a newer trustmirror is refused rather than misread.
+//!
+//! | table | key | value | since |
+//! |---|---|---|---|
+//! | `meta` | name | text | 1 |
+//! | `blobs` | sha256 hex | bytes (content-addressed, deduplicated) | 1 |
+//! | `tuf_meta` | (repo, role, version) | verified metadata bytes, as served upstream | 1 |
+//! | `tuf_current` | (repo, role) | trusted version of the role | 1 |
+//! | `tuf_targets` | (repo, served path) | `ServedTarget` JSON (→ `blobs`) | 1 |
+//! | `tuf_status` | repo | `TufStatus` JSON | 1 |
+//! | `tlog_checkpoints` | (log id, tree size) | every witnessed checkpoint, cosigned | 1 |
+//! | `audit_log` | sequence | `AuditRecord` JSON (append-only) | 1 |
+//! | `oci_material` | subject digest | `MaterialRecord` JSON | 2 |
+//! | `oci_tags` | (`registry/repo`, tag) | `TagRecord` JSON | 2 |
+//! | `oci_repos` | `registry/repo` | `RepoRecord` JSON (tag-list state for incremental sync) | 2 |
+//! | `oci_by_predicate` | (predicate type, subject digest) | `()` | 2 |
+//! | `exemptions` | id | `Exemption` JSON | 3 |
+//! | `oci_etags` | subject digest | the material record's ETag | 3 |
+//! | `tlog_state` | log id (hex) | `LogState` JSON: newest witnessed checkpoint, open alarm | 4 |
+//! | `tlog_roots` | (log id, size) | root hex: witnessed, or proven consistent with a witnessed one | 4 |
+//! | `tlog_alarms` | sequence | `Alarm` JSON: both signed checkpoints and the proof, kept forever | 4 |
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::StoreError;
+
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+pub const TUF_META: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("tuf_meta");
+pub const TUF_CURRENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("tuf_current");
+pub const TUF_TARGETS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tuf_targets");
+pub const TUF_STATUS: TableDefinition<&str, &str> = TableDefinition::new("tuf_status");
+pub const TLOG_CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("tlog_checkpoints");
+pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+pub const OCI_MATERIAL: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
+pub const OCI_TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_tags");
+pub const OCI_REPOS: TableDefinition<&str, &str> = TableDefinition::new("oci_repos");
+pub const OCI_BY_PREDICATE: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
+pub const EXEMPTIONS: TableDefinition<u64, &str> = TableDefinition::new("exemptions");
+pub const OCI_ETAGS: TableDefinition<&str, &str> = TableDefinition::new("oci_etags");
+pub const TLOG_STATE: TableDefinition<&str, &str> = TableDefinition::new("tlog_state");
+pub const TLOG_ROOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("tlog_roots");
+pub const TLOG_ALARMS: TableDefinition<u64, &str> = TableDefinition::new("tlog_alarms");
+
+/// The schema this binary writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
+
+/// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+
+/// TUF mirror, checkpoints, audit log.
+pub fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(BLOBS)?;
+    tx.open_table(TUF_META)?;
+    tx.open_table(TUF_CURRENT)?;
+    tx.open_table(TUF_TARGETS)?;
+    tx.open_table(TUF_STATUS)?;
+    tx.open_table(TLOG_CHECKPOINTS)?;
+    tx.open_table(AUDIT_LOG)?;
+    Ok(())
+}
+
+/// Mirrored OCI material.
+pub fn migrate_1_to_2(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(OCI_MATERIAL)?;
+    tx.open_table(OCI_TAGS)?;
+    tx.open_table(OCI_REPOS)?;
+    tx.open_table(OCI_BY_PREDICATE)?;
+    Ok(())
+}
+
+/// Break-glass exemptions; material ETags (computed for the records already held).
+pub fn migrate_2_to_3(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(EXEMPTIONS)?;
+    let mut etags = tx.open_table(OCI_ETAGS)?;
+    let m = tx.open_table(OCI_MATERIAL)?;
+    for i in m.iter()? {
+        let (k, v) = i?;
+        let r: crate::core::material::MaterialRecord =
+            serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "oci_material".into(), detail: e.to_string() })?;
+        etags.insert(k.value(), r.etag().as_str())?;
+    }
+    Ok(())
+}
+
+/// The witnessed transparency-log state.
+pub fn migrate_3_to_4(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(TLOG_STATE)?;
+    tx.open_table(TLOG_ROOTS)?;
+    tx.open_table(TLOG_ALARMS)?;
+    tx.open_table(TLOG_CHECKPOINTS)?;
+    Ok(())
+}
