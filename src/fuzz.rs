@@ -86,8 +86,9 @@ pub fn admission_review(data: &[u8]) {
 /// add-checkpoint body, a tlog-policy file, vkeys, cosignature lines, bundle checkpoints.
 pub fn witness(data: &[u8]) {
     use crate::core::tlog;
+    let logs = tlog::log_keys(TrustedMaterial::production());
     let Ok(s) = std::str::from_utf8(data) else {
-        let _ = tlog::bundle_checkpoints(data);
+        let _ = tlog::bundle_checkpoints(data, &logs);
         return;
     };
     for log in tlog::log_keys(TrustedMaterial::production()) {
@@ -105,7 +106,7 @@ pub fn witness(data: &[u8]) {
             let _ = c.cosigned(s);
         }
     }
-    let _ = tlog::bundle_checkpoints(data);
+    let _ = tlog::bundle_checkpoints(data, &logs);
 }
 
 /// Admission policy documents and banned lists (operator input, but a typo must be an error).

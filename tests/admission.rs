@@ -311,8 +311,29 @@ async fn new_material_changes_the_decision_without_waiting_for_the_cache() {
     let reg = tb.registry.as_ref().unwrap();
     let px = trustmirror::testbed::oci::Pusher::new(&reg.addr, reg.registry_auth());
     let signer = tb.stack.keyless(&trustmirror::testbed::scenarios::good_identity(), Timestamp::now());
-    trustmirror::testbed::cosign::sign_image(&tb.stack, &px, "myorg/unsigned", &s.digest, &signer, Timestamp::now(), None).await.unwrap();
+    // as cosign v3 signs: a cosign/sign/v1 statement in a bundle, with an inclusion proof
+    let st = trustmirror::testbed::cosign::statement(
+        trustmirror::testbed::cosign::STATEMENT_V1,
+        &format!("{}/myorg/unsigned", reg.addr),
+        &s.digest,
+        trustmirror::core::evidence::COSIGN_SIGN_V1,
+        &json!({}),
+    );
+    let b = tb.stack.attest(&signer, &st, Timestamp::now());
+    let m = s.digest.len(); // the manifest size only labels the referrer descriptor
+    trustmirror::testbed::cosign::attach_bundle(
+        &px,
+        "myorg/unsigned",
+        &s.digest,
+        m,
+        &b.bundle,
+        Some(trustmirror::core::evidence::COSIGN_SIGN_V1),
+    )
+    .await
+    .unwrap();
     lab.oci.ingest_reference(&s.digest_ref).await.unwrap();
+    // the witness proves the new entry's checkpoint against its history (as serve does after a sync)
+    assert_eq!(lab.tlog.prove_mirrored(&|_| true).await.1, 0);
     let a = lab.admit("prod", &[&s.deploy_ref], None).await.unwrap();
     assert!(!a.allowed, "still no provenance, SBOM, scan");
     assert!(!a.message.contains("] signature:"), "the new signature counts at once: {}", a.message);
@@ -388,7 +409,8 @@ async fn failures_fail_closed_or_open_as_configured() {
     // A decision that cannot finish in time: closed denies, open admits with a warning.
     for open in [false, true] {
         let (lab, _d) = start_lab(move |o| {
-            o.webhook_tune = |w| w.timeout = Duration::from_nanos(1);
+            // no slot to decide in: every review is answered at once, per the failure mode
+            o.webhook_tune = |w| w.max_concurrency = 0;
             if open {
                 o.tune = |e| e.fail_open = true;
             }
@@ -400,7 +422,8 @@ async fn failures_fail_closed_or_open_as_configured() {
             .unwrap();
         assert_eq!(v["allowed"], open, "{v}");
         let text = if open { v["warnings"][0].as_str().unwrap().to_string() } else { v["status"]["message"].as_str().unwrap().to_string() };
-        assert!(text.contains("did not decide within"), "{text}");
+        assert!(text.contains("at its limit of 0 reviews in flight"), "{text}");
+        assert_eq!(metric(&metrics_text(&lab.engine), "trustmirror_admission_failures", &["reason=\"overloaded\""]), 1.0);
         lab.shutdown().await;
     }
 }

@@ -300,11 +300,12 @@ async fn rollback_and_another_key() {
     assert!(e.store.tlog_alarms().unwrap().is_empty());
     assert_eq!(e.store.tlog_state(&log).unwrap().unwrap().latest.unwrap(), before, "state unchanged");
     e.tb.stack.rekor.lock().unwrap().key = real;
-    // the log rolls back
+    // the log rolls back (its data is gone: it cannot prove consistency): reported, the
+    // witnessed state kept, but no alarm — a smaller signed checkpoint proves no second view
     e.tb.stack.rekor.lock().unwrap().truncate(4);
     let r = e.m.sync().await;
     assert_eq!(r[0].error.as_ref().unwrap().kind, TlogErrorKind::Rollback, "{r:?}");
-    assert_eq!(e.store.tlog_alarms().unwrap()[0].kind, TlogErrorKind::Rollback);
+    assert!(e.store.tlog_alarms().unwrap().is_empty(), "no alarm without evidence of two views");
     assert_eq!(e.store.tlog_state(&log).unwrap().unwrap().latest.unwrap().size, before.size);
     e.tb.shutdown().await;
 }
@@ -392,14 +393,15 @@ async fn bundles_are_checked_against_the_witnessed_history() {
     let signer = e.tb.stack.keyless(&trustmirror::testbed::scenarios::good_identity(), e.tb.now);
     let signed = e.tb.stack.sign_blob(&signer, b"release 1\n", e.tb.now);
     let bundle = serde_json::to_vec(&signed.bundle).unwrap();
-    let cps = tlog::bundle_checkpoints(&bundle);
+    let logs = e.m.logs();
+    let cps = tlog::bundle_checkpoints(&bundle, &logs);
     assert_eq!(cps.len(), 1);
-    let (log, size, root) = cps[0].clone();
+    let (log, root, note) = (cps[0].log.clone(), cps[0].root, cps[0].note.clone());
     // nothing witnessed: deny by default, warn or accept if told
     use trustmirror::core::tlog::history::Unwitnessed;
     let history_check = |store: &trustmirror::store::Store, bundle: &[u8], p: Option<&WitnessPolicy>, u: Unwitnessed| {
-        let cps = tlog::bundle_checkpoints(bundle);
-        tlog::history::history_check(&cps, &store.tlog_facts(&cps).unwrap(), p, u)
+        let cps = tlog::bundle_checkpoints(bundle, &logs);
+        tlog::history::history_check(&cps, &store.tlog_facts(cps.iter().map(|c| (c.log.as_str(), c.size, &c.root))).unwrap(), p, u)
     };
     assert!(history_check(&e.store, &bundle, None, Unwitnessed::Deny).unwrap_err().contains("never been witnessed"));
     assert!(history_check(&e.store, &bundle, None, Unwitnessed::Warn).is_ok());
@@ -408,7 +410,7 @@ async fn bundles_are_checked_against_the_witnessed_history() {
     let err = history_check(&e.store, &bundle, None, Unwitnessed::Deny).unwrap_err();
     assert!(err.contains("has not been proven consistent"), "{err}");
     // the mirror proves it (one consistency proof), after which it is offline-checkable
-    assert!(matches!(e.m.prove(&log, size, root).await.unwrap(), HistoryVerdict::Consistent { .. }));
+    assert!(matches!(e.m.prove(&log, &note).await.unwrap(), HistoryVerdict::Consistent { .. }));
     let notes = history_check(&e.store, &bundle, None, Unwitnessed::Deny).unwrap();
     assert!(notes[0].contains("consistent with the witnessed size"), "{notes:?}");
     // a witness policy: our witness alone passes; requiring a second witness fails
@@ -422,21 +424,31 @@ async fn bundles_are_checked_against_the_witnessed_history() {
     ))
     .unwrap();
     assert!(history_check(&e.store, &bundle, Some(&p2), Unwitnessed::Deny).unwrap_err().contains("does not meet the witness policy"));
-    // a bundle whose checkpoint comes from another view of the log (same size, other root)
+    // a bundle whose bare rootHash was rewritten (what anyone can push): not evidence of
+    // anything — its checkpoint no longer authenticates, so nothing is checked against the
+    // history (denied as unwitnessed) and no alarm is raised
     let mut forged: Value = signed.bundle.clone();
     let mut r2 = root;
     r2[5] ^= 0x20;
     forged["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["rootHash"] = json!(B64.encode(r2));
     let fb = serde_json::to_vec(&forged).unwrap();
-    assert!(history_check(&e.store, &fb, None, Unwitnessed::Deny).unwrap_err().contains("split view"));
-    // and one the history has not seen at its size, whose proof cannot verify: the alarm
+    assert!(tlog::bundle_checkpoints(&fb, &logs).is_empty(), "a bare root that contradicts the signed note is no checkpoint");
+    assert!(history_check(&e.store, &fb, None, Unwitnessed::Deny).unwrap_err().contains("no log entry"));
+    assert!(e.m.prove(&log, &note.replacen(&B64.encode(root), &B64.encode(r2), 1)).await.is_err(), "an unsigned root proves nothing");
+    assert!(e.store.tlog_alarms().unwrap().is_empty(), "no alarm rests on unsigned data");
+    // a checkpoint the log signed on another view of the tree, at a size the history has not
+    // seen, whose consistency proof cannot verify: the alarm, with the signed note as evidence
+    e.tb.stack.rekor.lock().unwrap().fork(1_700_000_100);
     append(&e, 2);
-    let size2 = size + 1;
-    let fake = merkle::leaf_hash(b"only in another view");
-    match e.m.prove(&log, size2, fake).await.unwrap() {
+    let forked_note = {
+        let r = e.tb.stack.rekor.lock().unwrap();
+        r.checkpoint_of(true, r.fork_size())
+    };
+    match e.m.prove(&log, &forked_note).await.unwrap() {
         HistoryVerdict::Inconsistent { detail, .. } => assert!(detail.contains("alarm #"), "{detail}"),
         v => panic!("{v:?}"),
     }
+    assert_eq!(e.store.tlog_alarms().unwrap()[0].conflicting, forked_note, "the evidence is the log's own signed note");
     assert!(history_check(&e.store, &bundle, None, Unwitnessed::Deny).unwrap_err().contains("untrusted"), "the log is untrusted now");
     e.tb.shutdown().await;
 }
@@ -491,14 +503,39 @@ async fn the_cli_syncs_reports_and_checks_bundles() {
     let pol = dir.path().join("policy");
     std::fs::write(&pol, format!("witness w {}\nquorum w\n", vkey.trim())).unwrap();
     assert_eq!(verify(&["--witness-policy", pol.to_str().unwrap()]).0, 0);
-    // the log misbehaves: status exits 3 with the evidence; verification refuses
-    e.tb.stack.rekor.lock().unwrap().truncate(1);
-    let (code, _, _) =
-        run(&["tlog", "sync", "--store", store.to_str().unwrap(), "--trusted-root", &tr, "--witness-key", key.to_str().unwrap()]);
+    // Drills over HTTP, as an operator runs them against the testbed.
+    let base = e.tb.base_url();
+    let drill = |path: &str| {
+        let o = std::process::Command::new("curl").args(["-sf", "-X", "POST", &format!("{base}{path}")]).output().unwrap();
+        assert!(o.status.success(), "{path}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let sync = || run(&["tlog", "sync", "--store", store.to_str().unwrap(), "--trusted-root", &tr, "--witness-key", key.to_str().unwrap()]);
+    let status = || run(&["tlog", "status", "--store", store.to_str().unwrap()]);
+    // a lagging cache: the log grows, then an older consistent checkpoint is served — stale,
+    // not an alarm (exit 0)
+    tokio::task::block_in_place(|| {
+        drill("/testbed/rekor/append");
+        drill("/testbed/rekor/append");
+        assert_eq!(sync().0, 0);
+        let older = e.tb.stack.rekor.lock().unwrap().size() - 1;
+        drill(&format!("/testbed/rekor/rollback?size={older}"));
+        let (code, out, err) = sync();
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("stale"), "{out}");
+        assert_eq!(status().0, 0, "no alarm for a consistent, older checkpoint");
+        drill("/testbed/rekor/rollback");
+        // a split view: fork → serve main → append → sync → serve fork → sync: exit 3 with the
+        // evidence, and verification refuses
+        drill("/testbed/rekor/fork");
+        drill("/testbed/rekor/serve?view=main");
+        drill("/testbed/rekor/append");
+        assert_eq!(sync().0, 0);
+        drill("/testbed/rekor/serve?view=fork");
+        assert_eq!(sync().0, 3);
+    });
+    let (code, out, _) = status();
     assert_eq!(code, 3);
-    let (code, out, _) = run(&["tlog", "status", "--store", store.to_str().unwrap()]);
-    assert_eq!(code, 3);
-    assert!(out.contains("ALARM #1 rollback") && out.contains("-- conflicting checkpoint --"), "{out}");
+    assert!(out.contains("ALARM #1 split-view") && out.contains("-- conflicting checkpoint --"), "{out}");
     let (code, _, err) = verify(&[]);
     assert_eq!(code, 1);
     assert!(err.contains("untrusted"), "{err}");

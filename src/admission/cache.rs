@@ -74,6 +74,40 @@ impl DecisionCache {
     }
 }
 
+/// Evidence established at admission (key-signed items verified with a policy's key, items
+/// verified under another trust root), kept across evaluations: keyed by bundle, trust root,
+/// key fingerprint and image, so each is verified once.
+pub struct EvidenceCache {
+    map: Mutex<HashMap<String, Option<crate::core::evidence::Evidence>>>,
+}
+
+const EVIDENCE_MAX: usize = 50_000;
+
+impl EvidenceCache {
+    pub fn new() -> Self {
+        Self { map: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Default for EvidenceCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl crate::core::policy::evaluate::EvidenceMemo for EvidenceCache {
+    fn get(&self, key: &str) -> Option<Option<crate::core::evidence::Evidence>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+    fn put(&self, key: String, evidence: Option<crate::core::evidence::Evidence>) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= EVIDENCE_MAX {
+            m.clear();
+        }
+        m.insert(key, evidence);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

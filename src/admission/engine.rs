@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::audit;
-use super::cache::{self, DecisionCache};
+use super::cache::{self, DecisionCache, EvidenceCache};
 use super::loaders::{LoadError, load_exemptions_file, load_policy};
 use super::metrics::{AdmissionMetrics, l};
 use crate::core::clock::Clock;
@@ -112,6 +112,7 @@ pub struct Engine {
     store_exemptions: Mutex<(Option<Instant>, Arc<Vec<Exemption>>)>,
     trust: Arc<TrustSource>,
     cache: DecisionCache,
+    memo: EvidenceCache,
     ingest: OnceLock<tokio::sync::mpsc::Sender<String>>,
     pub(super) audit: audit::Sink,
     pub metrics: AdmissionMetrics,
@@ -154,6 +155,7 @@ impl Engine {
             store,
             clock,
             cache: DecisionCache::new(opts.cache_ttl),
+            memo: EvidenceCache::new(),
             opts,
             policy: RwLock::new(Arc::new(policy)),
             file_exemptions: RwLock::new(file_exemptions),
@@ -281,8 +283,6 @@ impl Engine {
 
     /// Decide one image in a namespace. `cap` lowers enforce to warn/audit (the webhook
     /// configuration selected by a namespace label says how far).
-    /// Decide one image in a namespace. `cap` lowers enforce to warn/audit (the webhook
-    /// configuration selected by a namespace label says how far).
     pub fn decide_image(&self, namespace: &str, image: &str, cap: Option<Mode>) -> ImageOutcome {
         let policy = self.policy();
         let trust = self.trust.roots();
@@ -303,23 +303,23 @@ impl Engine {
             message: msg,
             mode: if self.opts.fail_open { Mode::Warn } else { Mode::Enforce },
         };
-        let parsed: oci_client::Reference = match image.parse() {
+        let parsed = match crate::core::reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
                 out.violations.push(Violation {
                     policy: "(trustmirror)".into(),
                     property: Property::Digest,
-                    message: format!("{image:?} is not a valid image reference: {e}"),
+                    message: e,
                     mode: Mode::Enforce,
                 });
                 return out;
             }
         };
-        out.repository = format!("{}/{}", parsed.registry(), parsed.repository());
-        out.by_tag = parsed.digest().is_none();
-        out.digest = match parsed.digest() {
-            Some(d) => Some(d.to_string()),
-            None => match self.store.oci_tag(&out.repository, parsed.tag().unwrap_or("latest")) {
+        out.repository = parsed.repository.clone();
+        out.by_tag = parsed.digest.is_none();
+        out.digest = match parsed.digest {
+            Some(d) => Some(d),
+            None => match self.store.oci_tag(&out.repository, parsed.tag.as_deref().unwrap_or("latest")) {
                 Ok(t) => t.map(|t| t.digest),
                 Err(e) => {
                     out.violations.push(internal(format!("{image}: reading the mirrored tag failed: {e} (failing closed)")));
@@ -327,7 +327,7 @@ impl Engine {
                 }
             },
         };
-        let etag = match out.digest.as_deref().map(|d| self.store.oci_etag(d)).transpose() {
+        let etag = match out.digest.as_deref().map(|d| self.store.oci_etag(&out.repository, d)).transpose() {
             Ok(e) => e.flatten(),
             Err(e) => {
                 out.violations.push(internal(format!("{image}: reading the store failed: {e} (failing closed)")));
@@ -383,7 +383,7 @@ impl Engine {
                 if facts.material.is_none() {
                     self.queue(image, &out);
                 }
-                let e = Arc::new(policy.evaluate(&trust, &facts, now));
+                let e = Arc::new(policy.evaluate_with(&trust, &facts, now, &self.memo));
                 // misses are not cached: the material may land any second (and a checkpoint
                 // not yet proven against the witnessed history may be proven any second)
                 let unproven = facts.tlog.values().any(|f| {
@@ -422,7 +422,7 @@ impl Engine {
             return Ok(f);
         }
         let Some(d) = &o.digest else { return Ok(f) };
-        let m: Option<MaterialRecord> = self.store.oci_material(d)?;
+        let m: Option<MaterialRecord> = self.store.oci_material(&o.repository, d)?;
         if let Some(m) = &m {
             for i in &m.items {
                 for sha in i.bundle.iter().chain(i.payload.iter()) {
@@ -443,8 +443,15 @@ impl Engine {
 
     /// What the witnessed history says of every checkpoint the material's bundles cite.
     fn tlog_facts(&self, f: &mut Facts) -> Result<(), crate::store::StoreError> {
-        let cps: Vec<_> = f.blobs.values().flat_map(|b| crate::core::tlog::bundle_checkpoints(b)).collect();
-        f.tlog = self.store.tlog_facts(&cps)?;
+        let Some(m) = &f.material else { return Ok(()) };
+        let cps: Vec<(&str, u64, crate::core::tlog::Hash)> = m
+            .items
+            .iter()
+            .filter_map(|i| i.evidence.as_ref())
+            .flat_map(|e| e.checkpoints.iter())
+            .filter_map(|c| c.root_hash().map(|r| (c.log.as_str(), c.size, r)))
+            .collect();
+        f.tlog = self.store.tlog_facts(cps.iter().map(|(l, s, r)| (*l, *s, r)))?;
         Ok(())
     }
 

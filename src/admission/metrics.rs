@@ -30,6 +30,9 @@ pub struct AdmissionMetrics {
     pub misses_queued: Counter,
     pub policy_reloads: Family<Labels, Counter>,
     pub audit_dropped: Counter,
+    /// Reviews answered per the failure mode, by endpoint and reason (overloaded, timeout,
+    /// internal).
+    pub failures: Family<Labels, Counter>,
 }
 
 impl AdmissionMetrics {
@@ -44,6 +47,7 @@ impl AdmissionMetrics {
             misses_queued: Counter::default(),
             policy_reloads: Family::default(),
             audit_dropped: Counter::default(),
+            failures: Family::default(),
         }
     }
 
@@ -58,6 +62,7 @@ impl AdmissionMetrics {
         r.register("misses_queued", "Images not in the store, queued for the mirror", self.misses_queued.clone());
         r.register("policy_reloads", "Policy, banned-list and exemption reloads by result", self.policy_reloads.clone());
         r.register("audit_records_dropped", "Audit records dropped because the writer fell behind", self.audit_dropped.clone());
+        r.register("failures", "Reviews answered per the failure mode (no decision), by endpoint and reason", self.failures.clone());
     }
 }
 

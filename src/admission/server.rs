@@ -3,9 +3,10 @@
 //! webhook configuration routes there (policy-controller's namespace-label rollout).
 //!
 //! Limits: request bodies over `max_body` are refused (413) before parsing; at most
-//! `max_concurrency` reviews are decided at once (others wait for a slot within the timeout);
-//! a review not decided within `timeout` is answered per the failure mode, naming the image
-//! count and the timeout, rather than leaving the API server to time out.
+//! `max_concurrency` reviews are decided at once — past it a review is answered at once per the
+//! failure mode (no unbounded queue); a review not decided within `timeout` is answered per the
+//! failure mode, naming its images and the timeout, rather than leaving the API server to time
+//! out. Every such answer is counted by reason and logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,7 @@ impl WebhookOptions {
 struct Ctx {
     engine: Arc<Engine>,
     slots: Arc<tokio::sync::Semaphore>,
+    limit: usize,
     timeout: Duration,
 }
 
@@ -83,31 +85,42 @@ async fn handle(ctx: Ctx, endpoint: Endpoint, q: Q, body: Bytes) -> Response {
     };
     let uid = req.uid.clone();
     let nimages = req.images.as_ref().map(|v| v.len()).unwrap_or(0);
-    let engine = ctx.engine.clone();
-    let work = async {
-        let _permit = ctx.slots.acquire().await.map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || engine.review(&req, endpoint, cap)).await.map_err(|e| format!("review task failed: {e}"))
+    // Past the concurrency limit, answer at once per the failure mode rather than queue without
+    // bound; the permit travels into the blocking task and is released only when the work ends
+    // (a review that outlives its timeout still counts against the limit).
+    let Ok(permit) = ctx.slots.clone().try_acquire_owned() else {
+        let why = format!("trustmirror is at its limit of {} reviews in flight ({nimages} image(s) not decided)", ctx.limit);
+        return json(StatusCode::OK, failure(&ctx.engine, &uid, endpoint, "overloaded", why).to_review());
     };
+    let engine = ctx.engine.clone();
+    let images: Vec<String> = req.images.as_ref().map(|v| v.iter().map(|i| i.image.clone()).collect()).unwrap_or_default();
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engine.review(&req, endpoint, cap)
+    });
     let answer = match tokio::time::timeout(ctx.timeout, work).await {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => failure(&ctx.engine, &uid, endpoint, format!("trustmirror could not decide ({e})")),
-        Err(_) => failure(
-            &ctx.engine,
-            &uid,
-            endpoint,
-            format!(
-                "trustmirror did not decide within {:?} ({nimages} image(s)); the webhook is overloaded or the store is slow",
-                ctx.timeout
-            ),
-        ),
+        Ok(Err(e)) => failure(&ctx.engine, &uid, endpoint, "internal", format!("trustmirror could not decide (review task failed: {e})")),
+        Err(_) => {
+            // the review was running (it held a permit): its own images' material took too long
+            let why = format!(
+                "trustmirror did not decide within {:?} ({nimages} image(s): {}); deciding them took too long",
+                ctx.timeout,
+                images.join(", ")
+            );
+            failure(&ctx.engine, &uid, endpoint, "timeout", why)
+        }
     };
     json(StatusCode::OK, answer.to_review())
 }
 
-/// The answer when no decision could be made: deny (fail closed) unless configured open.
-fn failure(engine: &Engine, uid: &str, endpoint: Endpoint, why: String) -> Answer {
+/// The answer when no decision could be made: deny (fail closed) unless configured open. Never
+/// silent: counted by reason (`trustmirror_admission_failures_total{endpoint,reason}`), logged,
+/// and under `failure_mode: open` the admission carries the reason as a warning.
+fn failure(engine: &Engine, uid: &str, endpoint: Endpoint, reason: &str, why: String) -> Answer {
     engine.metrics.reviews.get_or_create(&vec![("endpoint".into(), endpoint.as_str().into()), ("verdict".into(), "error".into())]).inc();
-    tracing::error!(uid, error = %why, "admission failure");
+    engine.metrics.failures.get_or_create(&vec![("endpoint".into(), endpoint.as_str().into()), ("reason".into(), reason.into())]).inc();
+    tracing::error!(uid, reason, error = %why, fail_open = engine.options().fail_open, "admission failure");
     if endpoint == Endpoint::Mutate {
         return Answer::allow(uid);
     }
@@ -121,7 +134,7 @@ fn failure(engine: &Engine, uid: &str, endpoint: Endpoint, why: String) -> Answe
 }
 
 pub fn router(engine: Arc<Engine>, o: &WebhookOptions) -> Router {
-    let ctx = Ctx { engine, slots: Arc::new(tokio::sync::Semaphore::new(o.max_concurrency.max(1))), timeout: o.timeout };
+    let ctx = Ctx { engine, slots: Arc::new(tokio::sync::Semaphore::new(o.max_concurrency)), limit: o.max_concurrency, timeout: o.timeout };
     Router::new()
         .route(
             "/validate",

@@ -102,8 +102,8 @@ pub async fn run(c: MirrorCmd) -> anyhow::Result<i32> {
         }
         MirrorCmd::List { store } => {
             let s = Store::open(&store)?;
-            for (d, etag, t) in s.oci_list()? {
-                println!("{d}  {t}  {etag}");
+            for m in s.oci_list()? {
+                println!("{}@{}  {}  {}", m.repository, m.digest, m.synced_at, m.etag);
             }
             for (repo, tag, r) in s.oci_tags()? {
                 println!("{repo}:{tag} -> {} (resolved {})", r.digest, r.resolved_at);
@@ -112,22 +112,24 @@ pub async fn run(c: MirrorCmd) -> anyhow::Result<i32> {
         }
         MirrorCmd::Show { store, subject } => {
             let s = Store::open(&store)?;
-            let digest = if subject.contains("@sha256:") || subject.starts_with("sha256:") {
-                subject.rsplit('@').next().unwrap_or(&subject).to_string()
-            } else {
-                let (repo, tag) = subject.rsplit_once(':').context("expected DIGEST or registry/repo:tag")?;
-                s.oci_tag(repo, tag)?.context("tag not mirrored")?.digest
-            };
-            match s.oci_material(&digest)? {
-                Some(r) => {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
-                    Ok(0)
-                }
+            let (repo, digest) = match subject.rsplit_once('@') {
+                Some((repo, d)) => (Some(repo.to_string()), d.to_string()),
+                None if subject.starts_with("sha256:") => (None, subject.clone()),
                 None => {
-                    eprintln!("{digest}: nothing mirrored");
-                    Ok(1)
+                    let (repo, tag) = subject.rsplit_once(':').context("expected DIGEST, registry/repo@DIGEST or registry/repo:tag")?;
+                    (Some(repo.to_string()), s.oci_tag(repo, tag)?.context("tag not mirrored")?.digest)
                 }
+            };
+            let records: Vec<_> =
+                s.oci_records(&digest)?.into_iter().filter(|r| repo.as_ref().is_none_or(|x| *x == r.repository)).collect();
+            if records.is_empty() {
+                eprintln!("{digest}: nothing mirrored");
+                return Ok(1);
             }
+            for r in records {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Ok(0)
         }
     }
 }

@@ -74,7 +74,7 @@ pub async fn run(c: TlogCmd) -> anyhow::Result<i32> {
             let trust = crate::daemon::cli_trust(store.clone(), trusted_root, "default");
             let m = TlogMirror::new(store.clone(), Arc::new(SystemClock), trust, w);
             let reports = m.sync().await;
-            let proven = if bundles { Some(m.prove_mirrored().await) } else { None };
+            let proven = if bundles { Some(m.prove_mirrored(&|_| true).await) } else { None };
             if output == Output::Json {
                 println!(
                     "{}",
@@ -90,8 +90,11 @@ pub async fn run(c: TlogCmd) -> anyhow::Result<i32> {
                 }
                 println!("{} requests", m.requests());
             }
+            // exit 3 only on evidence: an alarm is open (split view, or a proven inconsistency)
             let misbehaved = reports.iter().any(|r| {
-                r.error.as_ref().is_some_and(|e| e.kind.is_misbehaviour() || e.kind == crate::core::tlog::TlogErrorKind::Untrusted)
+                r.error.as_ref().is_some_and(|e| {
+                    matches!(e.kind, crate::core::tlog::TlogErrorKind::SplitView | crate::core::tlog::TlogErrorKind::Untrusted)
+                })
             });
             Ok(if misbehaved {
                 3

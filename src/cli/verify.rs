@@ -170,8 +170,8 @@ pub fn verify_blob(a: VerifyBlobArgs) -> anyhow::Result<i32> {
             ),
             None => None,
         };
-        let cps = crate::core::tlog::bundle_checkpoints(&bundle);
-        let facts = store.tlog_facts(&cps)?;
+        let cps = crate::core::tlog::bundle_checkpoints(&bundle, &crate::core::tlog::log_keys(&tm));
+        let facts = store.tlog_facts(cps.iter().map(|c| (c.log.as_str(), c.size, &c.root)))?;
         match crate::core::tlog::history::history_check(&cps, &facts, policy.as_ref(), a.unwitnessed.into()) {
             Ok(notes) => {
                 for n in notes {

@@ -149,6 +149,18 @@ pub fn check_simple_signing(payload: &[u8], image_digest: &str) -> VerifyResult<
     Ok(())
 }
 
+/// The in-toto statement a bundle's DSSE envelope carries (JSON only: call it for bundles that
+/// verified, to read what they say).
+pub fn statement_of_bundle(bundle_json: &[u8]) -> Option<Value> {
+    let b: Value = serde_json::from_slice(bundle_json).ok()?;
+    let env = &b["dsseEnvelope"];
+    if env["payloadType"] != "application/vnd.in-toto+json" {
+        return None;
+    }
+    let payload = B64.decode(env["payload"].as_str()?).ok()?;
+    serde_json::from_slice(&payload).ok()
+}
+
 /// cosign's `--type` names for predicate types.
 pub fn predicate_type_for(t: &str) -> String {
     match t {

@@ -46,9 +46,26 @@ pub struct Item {
     pub bundle: Option<String>,
     /// sha256 (hex) of the `.sig` simple-signing payload (in `blobs`).
     pub payload: Option<String>,
+    /// The predicate type of the verified statement (never an annotation's claim).
     pub predicate_type: Option<String>,
     #[serde(flatten)]
     pub status: ItemStatus,
+    /// What verification established (absent: not verified yet, e.g. key-signed without a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::core::evidence::Evidence>,
+}
+
+impl Item {
+    /// The verified statement's predicate type, when the item verified.
+    pub fn verified_predicate_type(&self) -> Option<&str> {
+        match &self.evidence {
+            Some(e) => match &e.content {
+                crate::core::evidence::Content::Statement { predicate_type, .. } => Some(predicate_type),
+                _ => None,
+            },
+            None => None,
+        }
+    }
 }
 
 /// Everything mirrored about one image digest.

@@ -2,9 +2,11 @@
 pub mod clock;
 pub mod cosign;
 pub mod digest;
+pub mod evidence;
 pub mod material;
 pub mod merkle;
 pub mod policy;
+pub mod reference;
 pub mod tlog;
 pub mod tuf;
 pub mod verify;

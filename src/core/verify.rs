@@ -310,6 +310,14 @@ pub enum Authority {
 }
 
 impl Authority {
+    /// A name for messages: the key's, or `keyless`.
+    pub fn name(&self) -> &str {
+        match self {
+            Authority::Key { name, .. } => name,
+            Authority::Keyless(_) => "keyless",
+        }
+    }
+
     /// A key authority from PEM.
     pub fn key_pem(name: &str, pem: &str) -> VerifyResult<Self> {
         let k = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::new(Check::Parse, format!("public key {name}: {e}")))?;
@@ -327,7 +335,8 @@ pub enum Subject<'a> {
 }
 
 /// CI claims from the Fulcio certificate.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Claims {
     pub source_repository: Option<String>,
     pub source_ref: Option<String>,
@@ -447,6 +456,13 @@ fn workflow_path(uri: &str) -> Option<&str> {
     let mut parts = path.splitn(3, '/');
     let (_, _, file) = (parts.next()?, parts.next()?, parts.next()?);
     Some(file)
+}
+
+impl IdentityPolicy {
+    /// Does a verified certificate's SAN, issuer and CI claims satisfy this policy?
+    pub fn check(&self, san: Option<&str>, issuer: Option<&str>, claims: &Claims) -> VerifyResult<()> {
+        check_identity(self, san, issuer, claims)
+    }
 }
 
 fn check_identity(p: &IdentityPolicy, san: Option<&str>, issuer: Option<&str>, c: &Claims) -> VerifyResult<()> {

@@ -186,6 +186,7 @@ impl AdmissionConfig {
     pub fn webhook_options(&self) -> anyhow::Result<crate::admission::server::WebhookOptions> {
         let mut o = crate::admission::server::WebhookOptions::new(&self.listen, self.tls.source()?);
         o.max_body = self.max_body;
+        anyhow::ensure!(self.max_concurrency >= 1, "admission.max_concurrency: at least 1");
         o.max_concurrency = self.max_concurrency;
         o.timeout = self.timeout;
         Ok(o)

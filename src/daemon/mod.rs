@@ -257,11 +257,15 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
     if let Some((m, every)) = o.oci {
         let mut stop_oci = rx.clone();
         let witness = o.tlog.map(|(t, _)| t);
+        // only items a policy's authority signed feed the witness: nothing else a registry holds
+        // can make the witness fetch proofs or raise an alarm
+        let engine = o.admission.as_ref().map(|(e, _)| e.clone());
+        let feeds = move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e));
         tokio::spawn(async move {
             loop {
                 m.sync().await;
                 if let Some(w) = &witness {
-                    let (proven, failed) = w.prove_mirrored().await;
+                    let (proven, failed) = w.prove_mirrored(&feeds).await;
                     if proven + failed > 0 {
                         tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
                     }

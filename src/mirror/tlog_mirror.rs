@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::core::clock::Clock;
+use crate::core::evidence::Evidence;
 use crate::core::tlog::{self, Hash, HistoryVerdict, LogKey, Step, TlogError, TlogErrorKind, Verified, Witness, err};
 use crate::store::Store;
 use crate::store::tlog::{Alarm, Cas};
@@ -52,6 +53,7 @@ fn step_name(s: &Step) -> String {
         Step::First => "first".into(),
         Step::Unchanged => "unchanged".into(),
         Step::Advanced { from } => format!("advanced from {from}"),
+        Step::Stale { witnessed } => format!("stale (witnessed {witnessed})"),
     }
 }
 
@@ -199,10 +201,36 @@ impl TlogMirror {
     async fn sync_log(&self, log: &LogKey) -> Result<(Step, Verified), TlogError> {
         let text = self.fetch_checkpoint(log).await?;
         let state = self.store.tlog_state(&log.id).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
+        if let Some(a) = state.as_ref().and_then(|s| s.alarm) {
+            return Err(err(
+                TlogErrorKind::Untrusted,
+                format!("log {} is untrusted since alarm #{a}; resolve it with `trustmirror tlog resolve`", log.id),
+            ));
+        }
         let prev = state.as_ref().and_then(|s| s.latest.clone());
         let checked = tlog::verify_checkpoint(&text, log, prev.as_ref().map(|p| p.origin.as_str()))?;
         let proof = match &prev {
             Some(p) if checked.size > p.size => Some(self.consistency_proof(log, p.size, checked.size, &checked.root).await?),
+            // a smaller tree: consistent with the witnessed one (a lagging cache) or evidence of
+            // a fork; without a proof there is no evidence either way
+            Some(p) if checked.size < p.size => match self.consistency_proof(log, checked.size, p.size, &p.root).await {
+                Ok(proof) => {
+                    return match tlog::witness_step(Some((p.size, &p.root)), &checked, Some(&proof)) {
+                        Ok(step) => Ok((step, p.clone())),
+                        Err(e) => Err(self.raise(log, e, Some(p), &text, Some(&proof))?),
+                    };
+                }
+                Err(e) => {
+                    // no evidence either way: reported, the witnessed state kept, no alarm
+                    return Err(err(
+                        TlogErrorKind::Rollback,
+                        format!(
+                            "log presents size {} after {} was witnessed and offers no consistency proof (a rollback, or a cache that cannot show it is only behind): {}",
+                            checked.size, p.size, e.detail
+                        ),
+                    ));
+                }
+            },
             _ => None,
         };
         let step = self.accept(log, &text, prev.as_ref().map(|p| p.size), proof.as_deref())?;
@@ -230,22 +258,7 @@ impl TlogMirror {
         }
         let step = match tlog::witness_step(prev.as_ref().map(|p| (p.size, &p.root)), &v, proof) {
             Ok(s) => s,
-            Err(e) if e.kind.is_misbehaviour() => {
-                let alarm = Alarm {
-                    id: 0,
-                    log: log.id.clone(),
-                    kind: e.kind,
-                    detail: e.detail.clone(),
-                    detected_at: now,
-                    witnessed: prev.as_ref().map(|p| p.text.clone()).unwrap_or_default(),
-                    conflicting: text.to_string(),
-                    proof: proof.unwrap_or_default().iter().map(hex::encode).collect(),
-                    resolved: None,
-                };
-                let id = self.store.tlog_raise(alarm, &log.base_url).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
-                tracing::error!(log = %log.id, alarm = id, kind = %e.kind, detail = %e.detail, "TRANSPARENCY LOG MISBEHAVIOUR: evidence stored; the log is untrusted until resolved");
-                return Err(TlogError { kind: e.kind, detail: format!("{} (alarm #{id}, evidence stored)", e.detail) });
-            }
+            Err(e) if e.kind.is_misbehaviour() => return Err(self.raise(log, e, prev.as_ref(), text, proof)?),
             Err(e) => return Err(e),
         };
         if step == Step::Unchanged {
@@ -272,11 +285,42 @@ impl TlogMirror {
         }
     }
 
-    /// Prove a bundle's checkpoint (size, root) consistent with the witnessed history, fetching
-    /// a consistency proof to the newest witnessed size when needed; a root that is not
-    /// consistent raises the alarm (the bundle came from another view of the log).
-    pub async fn prove(&self, log_id: &str, size: u64, root: Hash) -> Result<HistoryVerdict, TlogError> {
+    /// Keep the evidence of misbehaviour `e` — the witnessed checkpoint and the conflicting one,
+    /// both signed by the log, and the proof offered — and mark the log untrusted. Returns the
+    /// error to report.
+    fn raise(
+        &self,
+        log: &LogKey,
+        e: TlogError,
+        witnessed: Option<&Verified>,
+        conflicting: &str,
+        proof: Option<&[Hash]>,
+    ) -> Result<TlogError, TlogError> {
+        let alarm = Alarm {
+            id: 0,
+            log: log.id.clone(),
+            kind: e.kind,
+            detail: e.detail.clone(),
+            detected_at: self.clock.now(),
+            witnessed: witnessed.map(|p| p.text.clone()).unwrap_or_default(),
+            conflicting: conflicting.to_string(),
+            proof: proof.unwrap_or_default().iter().map(hex::encode).collect(),
+            resolved: None,
+        };
+        let id = self.store.tlog_raise(alarm, &log.base_url).map_err(|e| err(TlogErrorKind::Store, e.to_string()))?;
+        tracing::error!(log = %log.id, alarm = id, kind = %e.kind, detail = %e.detail, "TRANSPARENCY LOG MISBEHAVIOUR: evidence stored; the log is untrusted until resolved");
+        Ok(TlogError { kind: e.kind, detail: format!("{} (alarm #{id}, evidence stored)", e.detail) })
+    }
+
+    /// Prove a checkpoint a bundle cites (`note`, which must be signed by the log) consistent
+    /// with the witnessed history, fetching a consistency proof to the newest witnessed size when
+    /// needed. A note the log did not sign is refused (nothing else happens: no alarm rests on
+    /// anything but the log's own signatures); a signed one that contradicts the history raises
+    /// the alarm with both signed checkpoints as evidence.
+    pub async fn prove(&self, log_id: &str, note: &str) -> Result<HistoryVerdict, TlogError> {
         let Some(log) = self.log(log_id) else { return Ok(HistoryVerdict::UnknownLog { log: log_id.into() }) };
+        let cited = tlog::verify_checkpoint(note, &log, None)?;
+        let (size, root) = (cited.size, cited.root);
         let st = |e: crate::store::StoreError| err(TlogErrorKind::Store, e.to_string());
         let mut state = self.store.tlog_state(log_id).map_err(st)?;
         if state.as_ref().and_then(|s| s.latest.as_ref()).is_none_or(|l| l.size < size) {
@@ -287,6 +331,13 @@ impl TlogMirror {
         let known = self.store.tlog_root(log_id, size).map_err(st)?;
         let latest = state.as_ref().and_then(|s| s.latest.clone());
         let verdict = tlog::against_history(size, &root, known, latest.as_ref().map(|l| l.size), alarm.as_deref());
+        if let HistoryVerdict::Inconsistent { detail, .. } = &verdict {
+            // two signed roots for one size: the history's and the one this note carries
+            let witnessed = self.store.tlog_history(log_id).ok().and_then(|h| h.into_iter().find(|(s, _)| *s == size)).map(|(_, t)| t);
+            let w = witnessed.as_deref().map(|t| Verified { origin: String::new(), size, root: [0; 32], text: t.to_string() });
+            let e = self.raise(&log, err(TlogErrorKind::SplitView, detail.clone()), w.as_ref().or(latest.as_ref()), note, None)?;
+            return Ok(HistoryVerdict::Inconsistent { size, detail: e.detail });
+        }
         let HistoryVerdict::Unwitnessed { .. } = verdict else { return Ok(verdict) };
         let Some(l) = latest else { return Ok(verdict) };
         if size > l.size || size == 0 {
@@ -304,37 +355,28 @@ impl TlogMirror {
                     hex::encode(root),
                     l.size
                 );
-                let alarm = Alarm {
-                    id: 0,
-                    log: log_id.into(),
-                    kind: TlogErrorKind::SplitView,
-                    detail: detail.clone(),
-                    detected_at: self.clock.now(),
-                    witnessed: l.text.clone(),
-                    conflicting: format!("(from a bundle) size {size} root {}", hex::encode(root)),
-                    proof: proof.iter().map(hex::encode).collect(),
-                    resolved: None,
-                };
-                let id = self.store.tlog_raise(alarm, &log.base_url).map_err(st)?;
-                Ok(HistoryVerdict::Inconsistent { size, detail: format!("{detail} (alarm #{id})") })
+                let e = self.raise(&log, err(TlogErrorKind::SplitView, detail), Some(&l), note, Some(&proof))?;
+                Ok(HistoryVerdict::Inconsistent { size, detail: e.detail })
             }
         }
     }
 
-    /// Prove the checkpoints of every mirrored bundle not proven yet (after an OCI sync).
-    pub async fn prove_mirrored(&self) -> (usize, usize) {
+    /// Prove the checkpoints cited by mirrored items not proven yet (after an OCI sync). Only
+    /// items whose evidence `feeds` accepts are considered — the service passes "verified and
+    /// signed by an authority of a policy": whatever else sits in the registry does not reach
+    /// the witness.
+    pub async fn prove_mirrored(&self, feeds: &(dyn Fn(&Evidence) -> bool + Send + Sync)) -> (usize, usize) {
         let (mut proven, mut failed) = (0, 0);
         let Ok(list) = self.store.oci_list() else { return (0, 0) };
         let mut seen = std::collections::BTreeSet::new();
-        for (digest, _, _) in list {
-            let Ok(Some(m)) = self.store.oci_material(&digest) else { continue };
-            for i in &m.items {
-                let Some(b) = i.bundle.as_ref().and_then(|b| self.store.blob(b).ok().flatten()) else { continue };
-                for (log, size, root) in tlog::bundle_checkpoints(&b) {
-                    if !seen.insert((log.clone(), size)) || self.store.tlog_root(&log, size).ok().flatten().is_some() {
+        for s in list {
+            let Ok(Some(m)) = self.store.oci_material(&s.repository, &s.digest) else { continue };
+            for e in m.items.iter().filter_map(|i| i.evidence.as_ref()).filter(|e| feeds(e)) {
+                for c in &e.checkpoints {
+                    if !seen.insert((c.log.clone(), c.size)) || self.store.tlog_root(&c.log, c.size).ok().flatten().is_some() {
                         continue;
                     }
-                    match self.prove(&log, size, root).await {
+                    match self.prove(&c.log, &c.note).await {
                         Ok(HistoryVerdict::Consistent { .. }) => proven += 1,
                         _ => failed += 1,
                     }

@@ -3,7 +3,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET /oci/v1/material` | every mirrored digest with its record's ETag and sync time; the listing has an ETag too (`If-None-Match` → 304), so a follower re-syncs only what changed |
-//! | `GET /oci/v1/material/{digest}` | the record (items, status, blob ids), with an ETag |
+//! | `GET /oci/v1/material/{digest}?repository=R` | the record (items, status, evidence, blob ids), with an ETag (without `repository`: the one record, or 300 listing the repositories) |
 //! | `GET /oci/v1/blobs/{sha256}` | a stored bundle or payload |
 //! | `GET /oci/v1/tags` | tag → digest resolutions with their time |
 //! | `POST /oci/v1/ingest?ref=REF` | queue an on-demand ingestion (202) |
@@ -23,7 +23,10 @@ pub async fn list(State(s): State<AppState>, h: HeaderMap) -> Response {
     match s.store.oci_list() {
         Ok(items) => {
             let body = serde_json::to_vec(
-                &items.iter().map(|(d, e, t)| serde_json::json!({"digest": d, "etag": e, "synced_at": t})).collect::<Vec<_>>(),
+                &items
+                    .iter()
+                    .map(|m| serde_json::json!({"repository": m.repository, "digest": m.digest, "etag": m.etag, "synced_at": m.synced_at}))
+                    .collect::<Vec<_>>(),
             )
             .expect("json");
             let etag = format!("\"{}\"", &crate::core::digest::sha256_hex(&body)[..32]);
@@ -36,8 +39,26 @@ pub async fn list(State(s): State<AppState>, h: HeaderMap) -> Response {
     }
 }
 
-pub async fn material(State(s): State<AppState>, Path(digest): Path<String>, h: HeaderMap) -> Response {
-    match s.store.oci_material(&digest) {
+#[derive(serde::Deserialize)]
+pub struct MaterialQ {
+    repository: Option<String>,
+}
+
+/// The record of `digest` in `?repository=`; without it, the one record there is (or 300 with
+/// the repositories that hold one).
+pub async fn material(State(s): State<AppState>, Path(digest): Path<String>, Query(q): Query<MaterialQ>, h: HeaderMap) -> Response {
+    let found = match &q.repository {
+        Some(repo) => s.store.oci_material(repo, &digest),
+        None => match s.store.oci_records(&digest) {
+            Ok(v) if v.len() > 1 => {
+                let repos: Vec<&str> = v.iter().map(|r| r.repository.as_str()).collect();
+                return (StatusCode::MULTIPLE_CHOICES, Json(serde_json::json!({"digest": digest, "repositories": repos}))).into_response();
+            }
+            Ok(mut v) => Ok(v.pop()),
+            Err(e) => Err(e),
+        },
+    };
+    match found {
         Ok(Some(r)) => {
             let etag = r.etag();
             if etag_matches(&h, &etag) {

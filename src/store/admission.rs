@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `exemptions` | id | [`Exemption`] JSON |
 //! | `audit_log` | sequence | [`AuditRecord`] JSON (append-only; existed since schema 1) |
-//! | `oci_etags` | subject digest | the material record's ETag |
+//! | `oci_etags_by_repo` | (repository, subject digest) | the material record's ETag |
 
 use jiff::Timestamp;
 use redb::{ReadableDatabase, ReadableTable};
@@ -137,9 +137,10 @@ impl Store {
         Ok(out)
     }
 
-    pub fn oci_etag(&self, digest: &str) -> Result<Option<String>, StoreError> {
+    /// The ETag of (repository, digest)'s material record: what the decision cache keys on.
+    pub fn oci_etag(&self, repo: &str, digest: &str) -> Result<Option<String>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(OCI_ETAGS)?;
-        Ok(t.get(digest)?.map(|v| v.value().to_string()))
+        Ok(t.get((repo, digest))?.map(|v| v.value().to_string()))
     }
 }

@@ -234,7 +234,44 @@ mod tests {
         let s = Store::open(&p).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.tuf_meta("r", "root", 1).unwrap().unwrap(), b"root v1");
-        assert!(s.oci_material("sha256:00").unwrap().is_none(), "the new tables exist");
+        assert!(s.oci_material("r", "sha256:00").unwrap().is_none(), "the new tables exist");
+    }
+
+    #[test]
+    fn a_version_4_store_keeps_its_material_under_the_repository() {
+        use redb::TableDefinition;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.redb");
+        let rec = crate::core::material::MaterialRecord {
+            subject: "sha256:aa".into(),
+            repository: "reg/myorg/app".into(),
+            media_type: "m".into(),
+            children: vec![],
+            items: vec![],
+            synced_at: jiff::Timestamp::UNIX_EPOCH,
+            sources: Default::default(),
+            trust: "t".into(),
+        };
+        {
+            // a schema-4 store: material keyed by digest alone
+            let s = Store::open(&p).unwrap();
+            let tx = s.db.begin_write().unwrap();
+            {
+                let old: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
+                tx.open_table(old).unwrap().insert("sha256:aa", serde_json::to_string(&rec).unwrap().as_str()).unwrap();
+                let e: TableDefinition<&str, &str> = TableDefinition::new("oci_etags");
+                tx.open_table(e).unwrap();
+                let i: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
+                tx.open_table(i).unwrap();
+            }
+            tx.open_table(META).unwrap().insert("schema_version", "4").unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.oci_material("reg/myorg/app", "sha256:aa").unwrap().unwrap(), rec);
+        assert_eq!(s.oci_etag("reg/myorg/app", "sha256:aa").unwrap().unwrap(), rec.etag());
+        assert!(s.oci_material("reg/other/app", "sha256:aa").unwrap().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Mirrored OCI signature material: per image digest, every signature, attestation
-//! and bundle found for it, each verified on the way in (or recorded as rejected with its reason),
-//! content-addressed in `blobs`; tag → digest resolutions with their time.
+//! Mirrored OCI signature material: per (repository, image digest), every signature, attestation
+//! and bundle found for it, each verified on the way in (with the evidence verification
+//! established) or recorded as rejected with its reason, content-addressed in `blobs`; tag →
+//! digest resolutions with their time.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -41,9 +42,20 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { what: what.into(), detail: e.to_string() }
 }
 
+/// A mirrored record in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaterialSummary {
+    pub repository: String,
+    pub digest: String,
+    pub etag: String,
+    pub synced_at: Timestamp,
+}
+
 impl Store {
-    /// Store one digest's material: record, blobs and predicate index, in one transaction.
+    /// Store one (repository, digest)'s material: record, blobs and predicate index, in one
+    /// transaction.
     pub fn oci_put_material(&self, rec: &MaterialRecord, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let (repo, digest) = (rec.repository.as_str(), rec.subject.as_str());
         let tx = self.db.begin_write()?;
         {
             let mut b = tx.open_table(BLOBS)?;
@@ -55,68 +67,76 @@ impl Store {
             for i in &rec.items {
                 for sha in i.bundle.iter().chain(i.payload.iter()) {
                     if b.get(sha.as_str())?.is_none() {
-                        return Err(corrupt(&format!("material {}", rec.subject), format!("blob {sha} not staged")));
+                        return Err(corrupt(&format!("material {repo}@{digest}"), format!("blob {sha} not staged")));
                     }
                 }
             }
             let mut idx = tx.open_table(OCI_BY_PREDICATE)?;
             let mut m = tx.open_table(OCI_MATERIAL)?;
-            if let Some(old) = m.get(rec.subject.as_str())? {
+            if let Some(old) = m.get((repo, digest))? {
                 let old: MaterialRecord = serde_json::from_str(old.value()).map_err(|e| corrupt("oci_material", e))?;
-                for pt in old.items.iter().filter_map(|i| i.predicate_type.as_deref()) {
-                    idx.remove((pt, rec.subject.as_str()))?;
+                for pt in old.items.iter().filter_map(|i| i.verified_predicate_type()) {
+                    idx.remove((pt, repo, digest))?;
                 }
             }
-            for pt in rec
-                .items
-                .iter()
-                .filter(|i| matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey))
-                .filter_map(|i| i.predicate_type.as_deref())
-            {
-                idx.insert((pt, rec.subject.as_str()), ())?;
+            for pt in rec.items.iter().filter_map(|i| i.verified_predicate_type()) {
+                idx.insert((pt, repo, digest), ())?;
             }
-            m.insert(rec.subject.as_str(), serde_json::to_string(rec).expect("serializable").as_str())?;
-            tx.open_table(OCI_ETAGS)?.insert(rec.subject.as_str(), rec.etag().as_str())?;
+            m.insert((repo, digest), serde_json::to_string(rec).expect("serializable").as_str())?;
+            tx.open_table(OCI_ETAGS)?.insert((repo, digest), rec.etag().as_str())?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    pub fn oci_material(&self, digest: &str) -> Result<Option<MaterialRecord>, StoreError> {
+    /// The record of `digest` as mirrored from repository `repo` (`registry/repo`).
+    pub fn oci_material(&self, repo: &str, digest: &str) -> Result<Option<MaterialRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(OCI_MATERIAL)?;
-        t.get(digest)?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))).transpose()
+        t.get((repo, digest))?.map(|v| serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))).transpose()
     }
 
-    pub fn oci_has_material(&self, digest: &str) -> Result<bool, StoreError> {
+    /// Every repository's record of `digest`.
+    pub fn oci_records(&self, digest: &str) -> Result<Vec<MaterialRecord>, StoreError> {
+        Ok(self
+            .oci_list()?
+            .into_iter()
+            .filter(|s| s.digest == digest)
+            .filter_map(|s| self.oci_material(&s.repository, &s.digest).ok().flatten())
+            .collect())
+    }
+
+    pub fn oci_has_material(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(OCI_MATERIAL)?.get(digest)?.is_some())
+        Ok(tx.open_table(OCI_MATERIAL)?.get((repo, digest))?.is_some())
     }
 
-    /// Every mirrored digest with its record's ETag and sync time.
-    pub fn oci_list(&self) -> Result<Vec<(String, String, Timestamp)>, StoreError> {
+    /// Every mirrored (repository, digest) with its record's ETag and sync time.
+    pub fn oci_list(&self) -> Result<Vec<MaterialSummary>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(OCI_MATERIAL)?;
         t.iter()?
             .map(|i| {
                 let (k, v) = i?;
+                let (repo, digest) = k.value();
                 let r: MaterialRecord = serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))?;
-                Ok((k.value().to_string(), r.etag(), r.synced_at))
+                Ok(MaterialSummary { repository: repo.to_string(), digest: digest.to_string(), etag: r.etag(), synced_at: r.synced_at })
             })
             .collect()
     }
 
-    /// Digests that have verified (or key-signed) material of a predicate type.
-    pub fn oci_subjects_with_predicate(&self, predicate_type: &str) -> Result<Vec<String>, StoreError> {
+    /// (repository, digest) of records with verified material of a predicate type.
+    pub fn oci_subjects_with_predicate(&self, predicate_type: &str) -> Result<Vec<(String, String)>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(OCI_BY_PREDICATE)?;
         let mut out = vec![];
-        for i in t.range((predicate_type, "")..)? {
+        for i in t.range((predicate_type, "", "")..)? {
             let (k, _) = i?;
-            if k.value().0 != predicate_type {
+            let (pt, repo, digest) = k.value();
+            if pt != predicate_type {
                 break;
             }
-            out.push(k.value().1.to_string());
+            out.push((repo.to_string(), digest.to_string()));
         }
         Ok(out)
     }

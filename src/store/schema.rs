@@ -15,12 +15,12 @@
 //! | `tuf_status` | repo | `TufStatus` JSON | 1 |
 //! | `tlog_checkpoints` | (log id, tree size) | every witnessed checkpoint, cosigned | 1 |
 //! | `audit_log` | sequence | `AuditRecord` JSON (append-only) | 1 |
-//! | `oci_material` | subject digest | `MaterialRecord` JSON | 2 |
+//! | `oci_material_by_repo` | (`registry/repo`, subject digest) | `MaterialRecord` JSON | 5 (`oci_material` by digest: 2–4) |
 //! | `oci_tags` | (`registry/repo`, tag) | `TagRecord` JSON | 2 |
 //! | `oci_repos` | `registry/repo` | `RepoRecord` JSON (tag-list state for incremental sync) | 2 |
-//! | `oci_by_predicate` | (predicate type, subject digest) | `()` | 2 |
+//! | `oci_by_predicate_v5` | (verified predicate type, `registry/repo`, digest) | `()` | 5 (2–4 by digest) |
 //! | `exemptions` | id | `Exemption` JSON | 3 |
-//! | `oci_etags` | subject digest | the material record's ETag | 3 |
+//! | `oci_etags_by_repo` | (`registry/repo`, subject digest) | the material record's ETag | 5 (3–4 by digest) |
 //! | `tlog_state` | log id (hex) | `LogState` JSON: newest witnessed checkpoint, open alarm | 4 |
 //! | `tlog_roots` | (log id, size) | root hex: witnessed, or proven consistent with a witnessed one | 4 |
 //! | `tlog_alarms` | sequence | `Alarm` JSON: both signed checkpoints and the proof, kept forever | 4 |
@@ -37,12 +37,16 @@ pub const TUF_TARGETS: TableDefinition<(&str, &str), &str> = TableDefinition::ne
 pub const TUF_STATUS: TableDefinition<&str, &str> = TableDefinition::new("tuf_status");
 pub const TLOG_CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("tlog_checkpoints");
 pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
-pub const OCI_MATERIAL: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
+/// Schema 2–4 (keyed by digest alone); replaced by [`OCI_MATERIAL`] in 5.
+const OCI_MATERIAL_V2: TableDefinition<&str, &str> = TableDefinition::new("oci_material");
+pub const OCI_MATERIAL: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_material_by_repo");
 pub const OCI_TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_tags");
 pub const OCI_REPOS: TableDefinition<&str, &str> = TableDefinition::new("oci_repos");
-pub const OCI_BY_PREDICATE: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
+const OCI_BY_PREDICATE_V2: TableDefinition<(&str, &str), ()> = TableDefinition::new("oci_by_predicate");
+pub const OCI_BY_PREDICATE: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("oci_by_predicate_v5");
 pub const EXEMPTIONS: TableDefinition<u64, &str> = TableDefinition::new("exemptions");
-pub const OCI_ETAGS: TableDefinition<&str, &str> = TableDefinition::new("oci_etags");
+const OCI_ETAGS_V3: TableDefinition<&str, &str> = TableDefinition::new("oci_etags");
+pub const OCI_ETAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oci_etags_by_repo");
 pub const TLOG_STATE: TableDefinition<&str, &str> = TableDefinition::new("tlog_state");
 pub const TLOG_ROOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("tlog_roots");
 pub const TLOG_ALARMS: TableDefinition<u64, &str> = TableDefinition::new("tlog_alarms");
@@ -53,7 +57,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
-pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
 
 /// TUF mirror, checkpoints, audit log.
 pub fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -69,18 +73,18 @@ pub fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
 
 /// Mirrored OCI material.
 pub fn migrate_1_to_2(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(OCI_MATERIAL)?;
+    tx.open_table(OCI_MATERIAL_V2)?;
     tx.open_table(OCI_TAGS)?;
     tx.open_table(OCI_REPOS)?;
-    tx.open_table(OCI_BY_PREDICATE)?;
+    tx.open_table(OCI_BY_PREDICATE_V2)?;
     Ok(())
 }
 
 /// Break-glass exemptions; material ETags (computed for the records already held).
 pub fn migrate_2_to_3(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(EXEMPTIONS)?;
-    let mut etags = tx.open_table(OCI_ETAGS)?;
-    let m = tx.open_table(OCI_MATERIAL)?;
+    let mut etags = tx.open_table(OCI_ETAGS_V3)?;
+    let m = tx.open_table(OCI_MATERIAL_V2)?;
     for i in m.iter()? {
         let (k, v) = i?;
         let r: crate::core::material::MaterialRecord =
@@ -96,5 +100,34 @@ pub fn migrate_3_to_4(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(TLOG_ROOTS)?;
     tx.open_table(TLOG_ALARMS)?;
     tx.open_table(TLOG_CHECKPOINTS)?;
+    Ok(())
+}
+
+/// Material per (repository, digest): a manifest copied into another repository gets a record of
+/// its own instead of rewriting the original's. Records carry verified evidence from now on;
+/// existing ones keep their items (without evidence: re-verified when next decided or synced).
+pub fn migrate_4_to_5(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt { what: "oci_material".into(), detail: e.to_string() };
+    let mut old: Vec<(String, String)> = vec![];
+    {
+        let m = tx.open_table(OCI_MATERIAL_V2)?;
+        for i in m.iter()? {
+            let (k, v) = i?;
+            old.push((k.value().to_string(), v.value().to_string()));
+        }
+    }
+    {
+        let mut m = tx.open_table(OCI_MATERIAL)?;
+        let mut etags = tx.open_table(OCI_ETAGS)?;
+        tx.open_table(OCI_BY_PREDICATE)?;
+        for (digest, json) in &old {
+            let r: crate::core::material::MaterialRecord = serde_json::from_str(json).map_err(corrupt)?;
+            m.insert((r.repository.as_str(), digest.as_str()), json.as_str())?;
+            etags.insert((r.repository.as_str(), digest.as_str()), r.etag().as_str())?;
+        }
+    }
+    tx.delete_table(OCI_MATERIAL_V2)?;
+    tx.delete_table(OCI_ETAGS_V3)?;
+    tx.delete_table(OCI_BY_PREDICATE_V2)?;
     Ok(())
 }

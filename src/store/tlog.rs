@@ -104,9 +104,13 @@ impl Store {
     }
 
     /// [`Store::tlog_fact`] of each checkpoint (log, size, root) a bundle cites.
-    pub fn tlog_facts(&self, cps: &[(String, u64, Hash)]) -> Result<std::collections::BTreeMap<(String, u64), TlogFact>, StoreError> {
+    pub fn tlog_facts<'a>(
+        &self,
+        cps: impl IntoIterator<Item = (&'a str, u64, &'a Hash)>,
+    ) -> Result<std::collections::BTreeMap<(String, u64), TlogFact>, StoreError> {
         let mut out = std::collections::BTreeMap::new();
         for (log, size, root) in cps {
+            let (log, size) = (&log.to_string(), &size);
             if let std::collections::btree_map::Entry::Vacant(e) = out.entry((log.clone(), *size)) {
                 e.insert(self.tlog_fact(log, *size, root)?);
             }

@@ -38,6 +38,9 @@ pub struct Rekor {
     fork: Option<View>,
     /// Serve the forked view over HTTP (what a split-view attack shows some clients).
     pub serve_fork: bool,
+    /// Serve the checkpoint of this (smaller) size instead of the newest one, while proofs
+    /// still cover the whole tree: a lagging cache in front of the log (rollback drill).
+    pub serve_size: Option<u64>,
 }
 
 /// A logged entry as Rekor's API returns it (and as bundles embed it).
@@ -150,7 +153,15 @@ impl Rekor {
     pub fn new(seed: &str, host: &str) -> Self {
         let key = EcKey::from_seed(format!("{seed}/rekor").as_bytes());
         let tree_id = u64::from_be_bytes(Sha256::digest(format!("{seed}/tree").as_bytes())[..8].try_into().expect("8 bytes")) >> 1;
-        let mut r = Self { key, origin: format!("{host} - {tree_id}"), tree_id, main: View::default(), fork: None, serve_fork: false };
+        let mut r = Self {
+            key,
+            origin: format!("{host} - {tree_id}"),
+            tree_id,
+            main: View::default(),
+            fork: None,
+            serve_fork: false,
+            serve_size: None,
+        };
         // Index 0 is a filler entry so that real entries have logIndex >= 1: proto3 JSON omits
         // zero values, which some verifiers then reject as missing.
         r.push_raw(b"{\"kind\":\"genesis\"}".to_vec(), 0);
@@ -186,6 +197,17 @@ impl Rekor {
 
     pub fn size(&self) -> u64 {
         self.main.leaves.len() as u64
+    }
+
+    /// Size of the forked view (0 before a fork).
+    pub fn fork_size(&self) -> u64 {
+        self.fork.as_ref().map(|f| f.leaves.len() as u64).unwrap_or(0)
+    }
+
+    /// The size whose checkpoint is served (the view's size, or the rollback drill's).
+    fn served_size(&self) -> u64 {
+        let n = self.view(self.serve_fork).leaves.len() as u64;
+        self.serve_size.map(|s| s.min(n)).unwrap_or(n)
     }
 
     /// A C2SP signed-note checkpoint for the first `size` leaves of a view.
@@ -315,6 +337,9 @@ pub fn router(r: SharedRekor) -> axum::Router {
         .route("/api/v1/log/entries", post(create_entry).get(entry_by_index))
         .route("/api/v1/log/entries/{uuid}", get(entry_by_uuid))
         .route("/testbed/rekor/fork", post(fork))
+        .route("/testbed/rekor/serve", post(serve_view))
+        .route("/testbed/rekor/append", post(append_entry))
+        .route("/testbed/rekor/rollback", post(rollback))
         .route("/tiles/checkpoint", get(tiles_checkpoint))
         .route("/tiles/tile/{*path}", get(tiles_tile))
         .with_state(r)
@@ -324,9 +349,9 @@ async fn log_info(State(r): State<SharedRekor>) -> Response {
     let r = lock(&r);
     let fork = r.serve_fork;
     let v = r.view(fork);
-    let size = v.leaves.len() as u64;
+    let size = r.served_size();
     Json(json!({
-        "rootHash": hex::encode(merkle::root(&v.leaves)),
+        "rootHash": hex::encode(merkle::root(&v.leaves[..size as usize])),
         "treeSize": size,
         "signedTreeHead": r.checkpoint_of(fork, size),
         "treeID": r.tree_id.to_string(),
@@ -338,7 +363,7 @@ async fn log_info(State(r): State<SharedRekor>) -> Response {
 async fn tiles_checkpoint(State(r): State<SharedRekor>) -> Response {
     let r = lock(&r);
     let fork = r.serve_fork;
-    let n = r.view(fork).leaves.len() as u64;
+    let n = r.served_size();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], r.tiles_checkpoint(fork, n)).into_response()
 }
 
@@ -481,6 +506,55 @@ async fn fork(State(r): State<SharedRekor>) -> Response {
     r.fork(jiff::Timestamp::now().as_second());
     r.serve_fork = true;
     (StatusCode::OK, "forked: the log now serves a view inconsistent with the one it served before\n").into_response()
+}
+
+#[derive(Deserialize)]
+struct ViewQ {
+    view: String,
+}
+
+/// Drill: `POST /testbed/rekor/serve?view=main|fork` — which view the API serves.
+async fn serve_view(State(r): State<SharedRekor>, Query(q): Query<ViewQ>) -> Response {
+    let mut r = lock(&r);
+    match q.view.as_str() {
+        "main" => r.serve_fork = false,
+        "fork" if r.fork.is_some() => r.serve_fork = true,
+        "fork" => return err(StatusCode::CONFLICT, "no forked view yet (POST /testbed/rekor/fork first)"),
+        o => return err(StatusCode::BAD_REQUEST, format!("view {o:?}: main or fork")),
+    }
+    (StatusCode::OK, format!("serving the {} view\n", q.view)).into_response()
+}
+
+/// Drill: `POST /testbed/rekor/append` — a new entry on the main view (the log grows).
+async fn append_entry(State(r): State<SharedRekor>) -> Response {
+    let mut r = lock(&r);
+    let t = jiff::Timestamp::now().as_second();
+    let e = r.append(&json!({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {"drill": t, "n": rand::random::<u64>()}}), t);
+    Json(json!({"logIndex": e.log_index, "treeSize": e.tree_size})).into_response()
+}
+
+#[derive(Deserialize)]
+struct RollbackQ {
+    size: Option<u64>,
+}
+
+/// Drill: `POST /testbed/rekor/rollback?size=N` — serve the (older, consistent) checkpoint of
+/// size N while proofs still cover the whole tree, as a lagging cache would; without `size`,
+/// serve the newest again.
+async fn rollback(State(r): State<SharedRekor>, Query(q): Query<RollbackQ>) -> Response {
+    let mut r = lock(&r);
+    let n = r.view(r.serve_fork).leaves.len() as u64;
+    match q.size {
+        Some(s) if s == 0 || s > n => err(StatusCode::BAD_REQUEST, format!("size {s}: 1..={n}")),
+        Some(s) => {
+            r.serve_size = Some(s);
+            (StatusCode::OK, format!("serving the checkpoint of size {s} (tree size {n})\n")).into_response()
+        }
+        None => {
+            r.serve_size = None;
+            (StatusCode::OK, "serving the newest checkpoint\n").into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,11 @@ async fn attach(stack: &SigstoreStack, px: &Pusher, img: &BuiltImage, m: &Materi
     }
     if m.bundles {
         let name = format!("{}/{}", px.registry, img.repo);
+        // the image signature as cosign v3 writes it: a cosign/sign/v1 statement in a bundle,
+        // with an inclusion proof (a checkpoint the witness can check)
+        let sig = statement(STATEMENT_V1, &name, &img.digest, crate::core::evidence::COSIGN_SIGN_V1, &serde_json::json!({}));
+        let b = stack.attest(signer, &sig, at);
+        attach_bundle(px, &img.repo, &img.digest, img.manifest.len(), &b.bundle, Some(crate::core::evidence::COSIGN_SIGN_V1)).await?;
         for (pt, pred) in &atts {
             if *pt == p::CYCLONEDX {
                 continue;
@@ -189,29 +194,28 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
 
     // 3. signed by the wrong workflow: a fork, and another branch.
     let img = push_scratch_image(px, "myorg/fork-signed", "v1", "app", b"built in a fork\n").await?;
-    attach(stack, px, &img, &full(&fork, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false), ago(2)).await?;
+    attach(stack, px, &img, &full(&fork, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true), ago(2)).await?;
     add("wrong-workflow-fork", &img, "deny", "identity", "signed by attacker/app's workflow (a fork)", false);
     let img = push_scratch_image(px, "myorg/branch-signed", "v1", "app", b"built on a feature branch\n").await?;
-    attach(stack, px, &img, &full(&branch, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false), ago(2)).await?;
+    attach(stack, px, &img, &full(&branch, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true), ago(2)).await?;
     add("wrong-workflow-branch", &img, "deny", "identity", "signed by the workflow on refs/heads/feature-x", false);
 
     // 4. critical CVE.
     let crit = Finding { id: "CVE-2024-3094".into(), severity: "CRITICAL".into(), package: "xz-utils".into(), version: "5.6.0-0.2".into() };
     let img = push_scratch_image(px, "myorg/critical-cve", "v1", "app", b"ships xz 5.6.0\n").await?;
-    attach(stack, px, &img, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding(), crit], ago(1), false), ago(2))
-        .await?;
+    attach(stack, px, &img, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding(), crit], ago(1), true), ago(2)).await?;
     add("critical-cve", &img, "deny", "vulnerability", "scan lists CVE-2024-3094 (critical)", false);
 
     // 5. banned package in the SBOM.
     let mut pk = clean_packages();
     pk.push(Package::new("event-stream", "3.3.6", "pkg:npm/event-stream@3.3.6"));
     let img = push_scratch_image(px, "myorg/banned-package", "v1", "app", b"depends on event-stream 3.3.6\n").await?;
-    attach(stack, px, &img, &full(&good, approved_base.clone(), pk, vec![low_finding()], ago(1), false), ago(2)).await?;
+    attach(stack, px, &img, &full(&good, approved_base.clone(), pk, vec![low_finding()], ago(1), true), ago(2)).await?;
     add("banned-package", &img, "deny", "sbom", "SBOM lists pkg:npm/event-stream@3.3.6 (banned)", false);
 
     // 6. SLSA level 1: provenance from a builder that is not a hardened one.
     let img = push_scratch_image(px, "myorg/slsa-l1", "v1", "app", b"built on a laptop\n").await?;
-    let mut m = full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false);
+    let mut m = full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true);
     m.provenance =
         Some(build("myorg/app", "refs/heads/main", "https://builder.example.com/laptop-build@v1", approved_base.clone(), ago(2)));
     attach(stack, px, &img, &m, ago(2)).await?;
@@ -219,12 +223,12 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
 
     // 7. unapproved base image.
     let img = push_scratch_image(px, "myorg/unapproved-base", "v1", "app", b"FROM debian:12\n").await?;
-    attach(stack, px, &img, &full(&good, unapproved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false), ago(2)).await?;
+    attach(stack, px, &img, &full(&good, unapproved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true), ago(2)).await?;
     add("unapproved-base", &img, "deny", "base-image", "built FROM library/debian:12, not an approved base", false);
 
     // 8. rollback to a pre-signed release: signed a month ago, re-scanned yesterday.
     let img = push_scratch_image(px, "myorg/app", "v1.1.0", "app", b"myorg/app v1.1.0\n").await?;
-    let mut m = full(&old_good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(20), false);
+    let mut m = full(&old_good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(20), true);
     m.provenance = Some(build("myorg/app", "refs/heads/main", generator, approved_base.clone(), ago(24 * 30)));
     attach(stack, px, &img, &m, ago(24 * 30)).await?;
     add("rollback-presigned", &img, "allow", "", "v1.1.0, signed at release a month ago, re-scanned yesterday", false);
@@ -242,7 +246,7 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
 
     // 10. valid signature, provenance and scan, but no SBOM attestation.
     let img = push_scratch_image(px, "myorg/no-sbom", "v1", "app", b"no sbom\n").await?;
-    let mut m = full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false);
+    let mut m = full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true);
     m.sbom = None;
     attach(stack, px, &img, &m, ago(2)).await?;
     add("missing-sbom", &img, "deny", "sbom-missing", "signed, with provenance and scan, but no SBOM attestation", false);
@@ -260,7 +264,7 @@ pub async fn publish(stack: &SigstoreStack, px: &Pusher, now: Timestamp) -> anyh
     let idx_digest = px.push_manifest("myorg/multiarch", Some("v1"), crate::testbed::oci::OCI_INDEX, &index).await?;
     let idx =
         BuiltImage { repo: "myorg/multiarch".into(), tag: "v1".into(), digest: idx_digest, manifest: index, config_digest: String::new() };
-    attach(stack, px, &idx, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), false), ago(2)).await?;
+    attach(stack, px, &idx, &full(&good, approved_base.clone(), clean_packages(), vec![low_finding()], ago(1), true), ago(2)).await?;
     add("multi-arch", &idx, "allow", "", "an index of amd64 and arm64 manifests, signed and attested as a whole", false);
 
     // 12. a third-party image signed with a long-lived key (cosign --key).

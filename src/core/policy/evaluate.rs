@@ -1,27 +1,56 @@
 //! Deciding one image: every policy that covers its repository is evaluated over the image's
-//! [`Facts`], one function per property. Signatures and attestations are verified here, against
-//! the policy's authorities and trust root; the property checks read only what verified.
+//! [`Facts`], one function per property.
+//!
+//! Decisions rest on [`Evidence`] only: what verification established about each item (who
+//! signed, what the signed content is about, when, the authenticated checkpoint), recorded by the
+//! mirror at ingest under a trust root. Evidence recorded under the policy's trust root is used
+//! as is (no cryptography on the hot path); items without it — key-signed ones the mirror had no
+//! key for, or ones verified under another trust root — are verified here, once per evaluation
+//! (and across evaluations through an [`EvidenceMemo`]). Registry annotations and manifest fields
+//! never decide what an item is.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde_json::Value;
 
 use super::model::*;
 use super::predicates::{base_image, check_provenance, sbom_packages, scan_result};
-use crate::core::cosign::check_simple_signing;
-use crate::core::material::{Item, ItemKind, ItemStatus, MaterialRecord};
-use crate::core::verify::{Subject, TrustStore, TrustedMaterial, Verified, verify_bundle};
+use crate::core::evidence::{Evidence, Form, Signer, any_identity, establish};
+use crate::core::material::{Item, ItemKind, ItemStatus};
+use crate::core::verify::{Authority, TrustStore, TrustedMaterial};
+
+/// Evidence established at admission (key-signed items, other trust roots), kept across
+/// evaluations by the caller. `None` values remember refusals.
+pub trait EvidenceMemo: Send + Sync {
+    fn get(&self, key: &str) -> Option<Option<Evidence>>;
+    fn put(&self, key: String, evidence: Option<Evidence>);
+}
+
+/// No memory: every evaluation verifies what it needs itself.
+pub struct NoMemo;
+
+impl EvidenceMemo for NoMemo {
+    fn get(&self, _: &str) -> Option<Option<Evidence>> {
+        None
+    }
+    fn put(&self, _: String, _: Option<Evidence>) {}
+}
 
 impl PolicySet {
-    /// The policies covering `repository` (`registry/repo`).
+    /// The policies covering `repository` (`registry/repo`, normalized).
     pub fn matching(&self, repository: &str) -> Vec<&Policy> {
         self.policies.iter().filter(|p| p.matches(repository)).collect()
     }
 
+    /// Evaluate every matching policy for one image (see [`PolicySet::evaluate_with`]).
+    pub fn evaluate(&self, trust: &TrustStore, facts: &Facts, now: Timestamp) -> Evaluation {
+        self.evaluate_with(trust, facts, now, &NoMemo)
+    }
+
     /// Evaluate every matching policy for one image. Violations carry the policy's default mode
     /// here and are re-moded per namespace by [`PolicySet::apply_namespace`].
-    pub fn evaluate(&self, trust: &TrustStore, facts: &Facts, now: Timestamp) -> Evaluation {
+    pub fn evaluate_with(&self, trust: &TrustStore, facts: &Facts, now: Timestamp, memo: &dyn EvidenceMemo) -> Evaluation {
         let mut ev = Evaluation { reference: facts.reference.clone(), digest: facts.digest.clone(), ..Default::default() };
         let policies = self.matching(&facts.repository);
         if policies.is_empty() {
@@ -29,7 +58,10 @@ impl PolicySet {
                 ev.violations.push(Violation {
                     policy: "(none)".into(),
                     property: Property::NoPolicy,
-                    message: format!("no policy covers {}", facts.repository),
+                    message: format!(
+                        "no policy covers {} (images no policy covers are denied; PolicyDefaults noMatch: allow|audit|warn|enforce changes that)",
+                        facts.repository
+                    ),
                     mode: m,
                 });
             }
@@ -37,7 +69,7 @@ impl PolicySet {
         }
         for p in policies {
             ev.policies.push(p.name.clone());
-            Run { set: self, p, facts, now, ev: &mut ev }.evaluate(trust);
+            Run { set: self, p, facts, now, memo, ev: &mut ev, statements: BTreeMap::new() }.evaluate(trust);
         }
         ev
     }
@@ -66,19 +98,44 @@ struct Run<'a> {
     p: &'a Policy,
     facts: &'a Facts,
     now: Timestamp,
+    memo: &'a dyn EvidenceMemo,
     ev: &'a mut Evaluation,
+    /// In-toto statements read from bundles, by bundle id (each parsed once per evaluation).
+    statements: BTreeMap<String, Option<Value>>,
 }
 
-/// What the image's material offers once the structural checks passed.
-struct Subjected<'a> {
-    digest: String,
-    d: [u8; 32],
-    material: &'a MaterialRecord,
-    tm: std::sync::Arc<TrustedMaterial>,
+/// An item and what verification established about it, under the policy's trust root.
+struct Proven<'a> {
+    item: &'a Item,
+    evidence: Evidence,
 }
 
 fn usable(i: &Item) -> bool {
-    matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey)
+    matches!(i.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey) && i.bundle.is_some()
+}
+
+fn has_certificate(bundle: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(bundle).is_ok_and(|v| v["verificationMaterial"].get("publicKey").is_none())
+}
+
+/// Maximum bipartite matching (Kuhn's augmenting paths): `edges[a]` lists the signatures that
+/// satisfy authority `a`; each signature serves at most one authority. Returns how many
+/// authorities are matched. Sizes are small (authorities × signatures of one image).
+fn max_matching(edges: &[Vec<usize>], signatures: usize) -> usize {
+    fn augment(a: usize, edges: &[Vec<usize>], seen: &mut [bool], owner: &mut [Option<usize>]) -> bool {
+        for &s in &edges[a] {
+            if !seen[s] {
+                seen[s] = true;
+                if owner[s].is_none_or(|o| augment(o, edges, seen, owner)) {
+                    owner[s] = Some(a);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let mut owner = vec![None; signatures];
+    (0..edges.len()).filter(|&a| augment(a, edges, &mut vec![false; signatures], &mut owner)).count()
 }
 
 impl<'a> Run<'a> {
@@ -92,20 +149,30 @@ impl<'a> Run<'a> {
 
     fn evaluate(mut self, trust: &TrustStore) {
         self.check_structure();
-        let Some(s) = self.subject(trust) else { return };
-        self.check_signatures(&s);
-        self.check_attestations(&s);
-        let provenance = self.attested(&s, &["https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2"]);
-        self.check_provenance(&provenance);
-        self.check_sbom(&s);
-        self.check_vulnerabilities(&s);
-        self.check_base_image(&provenance);
+        let Some((digest, tm)) = self.subject(trust) else { return };
+        let mut proven = self.prove(&digest, &tm);
+        let mut not_counted = vec![];
         if let Some(req) = &self.p.transparency {
-            self.check_transparency(req, s.material);
+            (proven, not_counted) = self.check_transparency(req, proven);
+        }
+        let before = self.ev.violations.len();
+        self.check_signatures(&digest, &proven);
+        self.check_attestations(&digest, &proven);
+        let provenance = self.attested(&digest, &proven, &["https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2"], None);
+        self.check_provenance(&provenance);
+        self.check_sbom(&digest, &proven);
+        self.check_vulnerabilities(&digest, &proven);
+        self.check_base_image(&provenance);
+        // say why evidence was missing, when items were set aside for lack of a witnessed
+        // checkpoint and the policy failed without them
+        if !not_counted.is_empty() && self.ev.violations.len() > before {
+            self.fail(Property::Transparency, format!("not counted for lack of a witnessed log checkpoint: {}", not_counted.join("; ")));
         }
     }
 
-    /// Registry allowlist and digest pinning.
+    /// Registry allowlist; references by tag (a tag is whatever the registry says now: only the
+    /// digest it resolved to when mirrored and verified may be admitted — the mutating webhook
+    /// pins tags to it).
     fn check_structure(&mut self) {
         let f = self.facts;
         if let Some(allowed) = &self.p.registries
@@ -113,103 +180,80 @@ impl<'a> Run<'a> {
         {
             self.fail(Property::Registry, format!("{} is not in an approved registry", f.repository));
         }
-        if self.p.require_digest && f.by_tag {
-            self.fail(Property::Digest, format!("{} is not pinned by digest", f.reference));
+        if f.by_tag {
+            self.fail(
+                Property::Digest,
+                format!(
+                    "{} is referenced by tag: only digests are admitted (the mutating webhook pins tags to their verified digest)",
+                    f.reference
+                ),
+            );
         }
     }
 
-    /// The digest, its material and the policy's trust root — or the violation saying which is
-    /// missing.
-    fn subject(&mut self, trust: &TrustStore) -> Option<Subjected<'a>> {
+    /// The digest and the policy's trust root — or the violation saying which is missing.
+    fn subject(&mut self, trust: &TrustStore) -> Option<(String, std::sync::Arc<TrustedMaterial>)> {
         let f = self.facts;
         let Some(digest) = f.digest.clone() else {
             self.fail(Property::Mirror, format!("{}: the tag has not been mirrored yet (queued for the mirror)", f.reference));
             return None;
         };
-        let Some(material) = &f.material else {
+        if f.material.is_none() {
             self.fail(Property::Mirror, format!("{digest}: no signature material mirrored yet (queued for the mirror)"));
             return None;
-        };
-        let tm = match trust.get(self.p.trust_root.as_deref().unwrap_or("default")) {
-            Ok(t) => t,
-            Err(e) => {
-                self.fail(Property::Signature, e.to_string());
-                return None;
-            }
-        };
-        let Some(d) = crate::core::digest::parse_digest(&digest) else {
+        }
+        if !crate::core::digest::is_digest(&digest) {
             self.fail(Property::Digest, format!("{digest}: only sha256 digests are supported"));
             return None;
-        };
-        Some(Subjected { digest, d, material, tm })
-    }
-
-    /// Signatures: every authority that produced a valid signature over this digest; at least
-    /// `threshold` of them.
-    fn check_signatures(&mut self, s: &Subjected<'_>) {
-        let mut signed_by: Vec<(String, Verified)> = vec![];
-        let mut refusals: Vec<String> = vec![];
-        for a in &self.p.authorities {
-            let mut found = None;
-            for item in s.material.items.iter().filter(|i| usable(i)) {
-                let res = match item.kind {
-                    ItemKind::Signature => match (self.blob(&item.bundle), self.blob(&item.payload)) {
-                        (Some(b), Some(pl)) => verify_bundle(&s.tm, b, Subject::Blob(pl), &a.authority, self.now)
-                            .and_then(|v| check_simple_signing(pl, &s.digest).map(|_| v)),
-                        _ => continue,
-                    },
-                    ItemKind::Bundle if item.predicate_type.is_none() => match self.blob(&item.bundle) {
-                        Some(b) => verify_bundle(&s.tm, b, Subject::Sha256(s.d), &a.authority, self.now),
-                        None => continue,
-                    },
-                    _ => continue,
-                };
-                match res {
-                    Ok(v) => {
-                        found = Some(v);
-                        break;
-                    }
-                    Err(e) => refusals.push(format!("{}: {e}", item.source)),
-                }
-            }
-            if let Some(v) = found {
-                signed_by.push((a.name.clone(), v));
+        }
+        match trust.get(self.p.trust_root.as_deref().unwrap_or("default")) {
+            Ok(t) => Some((digest, t)),
+            Err(e) => {
+                self.fail(Property::Signature, e.to_string());
+                None
             }
         }
-        let sig_items = s
-            .material
-            .items
-            .iter()
-            .filter(|i| i.kind == ItemKind::Signature || (i.kind == ItemKind::Bundle && i.predicate_type.is_none()))
-            .count();
-        if !self.p.authorities.is_empty() && signed_by.len() < self.p.threshold {
-            let msg = if sig_items == 0 {
-                format!("{} is not signed", s.digest)
-            } else if let Some(r) = refusals.first() {
-                let names: Vec<&str> = self.p.authorities.iter().map(|a| a.name.as_str()).collect();
-                format!("no signature from {} ({} of {} required): {r}", names.join(", "), signed_by.len(), self.p.threshold)
-            } else {
-                format!("{} of {} required signatures", signed_by.len(), self.p.threshold)
-            };
-            self.fail(Property::Signature, msg);
-        }
-        self.ev.signers.extend(signed_by.iter().map(|(n, v)| (n.clone(), v.signer.clone())));
     }
 
-    /// Attestations of one of `types` signed by one of the policy's authorities: (predicate type,
-    /// predicate) of each.
-    fn attested(&self, s: &Subjected<'_>, types: &[&str]) -> Vec<(String, Value)> {
+    /// The evidence of every usable item under `tm`: recorded at ingest, or established now.
+    fn prove(&self, digest: &str, tm: &TrustedMaterial) -> Vec<Proven<'a>> {
+        let Some(material) = &self.facts.material else { return vec![] };
+        let keys: Vec<&Authority> =
+            self.p.authorities.iter().flat_map(|a| a.alternatives.iter()).filter(|a| matches!(a, Authority::Key { .. })).collect();
         let mut out = vec![];
-        for item in s.material.items.iter().filter(|i| matches!(i.kind, ItemKind::Attestation | ItemKind::Bundle)) {
-            if !item.predicate_type.as_deref().is_some_and(|t| types.contains(&t)) || !usable(item) {
+        for item in material.items.iter().filter(|i| usable(i)) {
+            if let Some(e) = &item.evidence
+                && e.trust == tm.digest
+            {
+                out.push(Proven { item, evidence: e.clone() });
                 continue;
             }
-            let Some(b) = self.blob(&item.bundle) else { continue };
-            for a in self.p.authorities.iter().map(|a| &a.authority) {
-                if let Ok(v) = verify_bundle(&s.tm, b, Subject::Sha256(s.d), a, self.now)
-                    && let Some(st) = v.statement
-                {
-                    out.push((st.predicate_type.clone(), st.predicate.clone()));
+            let Some(bundle) = self.blob(&item.bundle) else { continue };
+            let form = match item.kind {
+                ItemKind::Signature => match self.blob(&item.payload) {
+                    Some(p) => Form::SimpleSigning(p),
+                    None => continue,
+                },
+                _ => Form::Bundle,
+            };
+            let bid = item.bundle.as_deref().unwrap_or_default();
+            let candidates: Vec<(String, Authority)> = if has_certificate(bundle) {
+                vec![("cert".into(), any_identity())]
+            } else {
+                keys.iter().map(|k| (format!("key:{}", key_fp(k)), (*k).clone())).collect()
+            };
+            for (tag, a) in candidates {
+                let key = format!("{bid}/{}/{tag}/{digest}", tm.digest);
+                let e = match self.memo.get(&key) {
+                    Some(e) => e,
+                    None => {
+                        let e = establish(tm, bundle, form, digest, &a, self.now).ok();
+                        self.memo.put(key, e.clone());
+                        e
+                    }
+                };
+                if let Some(e) = e {
+                    out.push(Proven { item, evidence: e });
                     break;
                 }
             }
@@ -217,10 +261,102 @@ impl<'a> Run<'a> {
         out
     }
 
-    /// ClusterImagePolicy `attestations`: present, signed, and (with a policy) compliant.
-    fn check_attestations(&mut self, s: &Subjected<'_>) {
+    /// Signatures over this digest from at least `threshold` distinct authorities (one signature
+    /// counts for one authority; identities within an authority are alternatives).
+    fn check_signatures(&mut self, digest: &str, proven: &[Proven<'_>]) {
+        let p = self.p;
+        if p.authorities.is_empty() {
+            return;
+        }
+        let sigs: Vec<&Proven<'_>> = proven.iter().filter(|x| x.evidence.signs_image(digest)).collect();
+        let mut edges = vec![];
+        let mut statics = 0;
+        for a in &p.authorities {
+            match a.static_pass {
+                Some(pass) => {
+                    statics += pass as usize;
+                    edges.push(vec![]);
+                }
+                None => edges.push(
+                    sigs.iter()
+                        .enumerate()
+                        .filter(|(_, s)| a.alternatives.iter().any(|alt| s.evidence.signed_by(alt)))
+                        .map(|(i, _)| i)
+                        .collect(),
+                ),
+            }
+        }
+        let satisfied = max_matching(&edges, sigs.len()) + statics;
+        for (a, e) in p.authorities.iter().zip(&edges) {
+            if let Some(&s) = e.first() {
+                self.ev.signers.push((a.name.clone(), signer_text(&sigs[s].evidence.signer)));
+            }
+        }
+        if satisfied >= p.threshold {
+            return;
+        }
+        let material = self.facts.material.as_ref().expect("checked by subject()");
+        let sig_like =
+            material.items.iter().filter(|i| i.kind == ItemKind::Signature || (i.kind == ItemKind::Bundle && i.evidence.is_none())).count();
+        let names: Vec<&str> = p.authorities.iter().map(|a| a.name.as_str()).collect();
+        let accepted: BTreeSet<usize> = edges.iter().flatten().copied().collect();
+        let why = if let Some(s) = sigs.iter().enumerate().find(|(i, _)| !accepted.contains(i)).map(|(_, s)| s) {
+            format!("{}: signed by {}, which no authority of the policy accepts", s.item.source, signer_text(&s.evidence.signer))
+        } else if !sigs.is_empty() {
+            format!("{} signature(s) verified, from fewer distinct authorities than required", sigs.len())
+        } else if let Some((src, check, reason)) = material.items.iter().find_map(|i| match &i.status {
+            ItemStatus::Rejected { check, reason } if i.kind != ItemKind::Sbom => Some((&i.source, check, reason)),
+            _ => None,
+        }) {
+            format!("{src}: {check} check failed: {reason}")
+        } else if sig_like == 0 {
+            self.fail(Property::Signature, format!("{digest} is not signed"));
+            return;
+        } else {
+            "no signature verified".into()
+        };
+        self.fail(Property::Signature, format!("no signature from {} ({satisfied} of {} required): {why}", names.join(", "), p.threshold));
+    }
+
+    /// The in-toto statement of a proven item (read from its bundle once per evaluation).
+    fn statement(&mut self, x: &Proven<'_>) -> Option<Value> {
+        let id = x.item.bundle.clone()?;
+        if let Some(v) = self.statements.get(&id) {
+            return v.clone();
+        }
+        let v = self.blob(&x.item.bundle).and_then(|b| crate::core::cosign::statement_of_bundle(b));
+        self.statements.insert(id, v.clone());
+        v
+    }
+
+    /// Attestations of one of `types` about this digest, signed by `authority` (or any authority
+    /// of the policy): (verified predicate type, predicate).
+    fn attested(&mut self, digest: &str, proven: &[Proven<'_>], types: &[&str], authority: Option<usize>) -> Vec<(String, Value)> {
+        let p = self.p;
+        let accepted = |e: &Evidence| match authority {
+            Some(i) => p.authorities.get(i).is_some_and(|a| a.alternatives.iter().any(|alt| e.signed_by(alt))),
+            None => p.authorities.iter().flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt)),
+        };
+        let mut out = vec![];
+        for x in proven {
+            let Some(pt) = x.evidence.attests(digest) else { continue };
+            if !types.contains(&pt) || !accepted(&x.evidence) {
+                continue;
+            }
+            // the statement verified with the evidence: its type is the evidence's
+            if let Some(st) = self.statement(x)
+                && st["predicateType"].as_str() == Some(pt)
+            {
+                out.push((pt.to_string(), st["predicate"].clone()));
+            }
+        }
+        out
+    }
+
+    /// Required attestations: present, signed, and (with a policy) compliant.
+    fn check_attestations(&mut self, digest: &str, proven: &[Proven<'_>]) {
         for req in &self.p.attestations {
-            let found = self.attested(s, &[req.predicate_type.as_str()]);
+            let found = self.attested(digest, proven, &[req.predicate_type.as_str()], req.authority);
             if found.is_empty() {
                 self.fail(
                     Property::Attestation,
@@ -254,11 +390,11 @@ impl<'a> Run<'a> {
     }
 
     /// An SBOM attestation, and no banned package in any.
-    fn check_sbom(&mut self, s: &Subjected<'_>) {
+    fn check_sbom(&mut self, digest: &str, proven: &[Proven<'_>]) {
         if !self.p.sbom_required {
             return;
         }
-        let sboms = self.attested(s, &["https://spdx.dev/Document", "https://cyclonedx.org/bom"]);
+        let sboms = self.attested(digest, proven, &["https://spdx.dev/Document", "https://cyclonedx.org/bom"], None);
         if sboms.is_empty() {
             self.fail(Property::Sbom, "missing SBOM attestation (SPDX or CycloneDX) signed by an authority".into());
         }
@@ -280,9 +416,14 @@ impl<'a> Run<'a> {
     }
 
     /// The newest vulnerability scan: recent enough, nothing at or above the denied severity.
-    fn check_vulnerabilities(&mut self, s: &Subjected<'_>) {
+    fn check_vulnerabilities(&mut self, digest: &str, proven: &[Proven<'_>]) {
         let Some(req) = &self.p.vulnerabilities else { return };
-        let scans = self.attested(s, &["https://cosign.sigstore.dev/attestation/vuln/v1", "https://in-toto.io/attestation/vulns/v0.2"]);
+        let scans = self.attested(
+            digest,
+            proven,
+            &["https://cosign.sigstore.dev/attestation/vuln/v1", "https://in-toto.io/attestation/vulns/v0.2"],
+            None,
+        );
         if scans.is_empty() {
             self.fail(Property::Vulnerabilities, "missing vulnerability scan attestation signed by an authority".into());
             return;
@@ -318,44 +459,58 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Every log checkpoint the material cites is in the witnessed history (and the witnessed
-    /// checkpoint meets the witness policy); a split view or a log under alarm always denies.
-    fn check_transparency(&mut self, req: &TransparencyReq, material: &MaterialRecord) {
-        use crate::core::tlog::{HistoryVerdict, bundle_checkpoints};
-        let mut fail = |mode: Mode, message: String| {
-            self.ev.violations.push(Violation {
-                policy: self.p.name.clone(),
-                property: Property::Transparency,
-                message,
-                mode: mode.min(self.p.mode),
-            })
-        };
-        let mut seen = BTreeSet::new();
-        for item in material.items.iter().filter(|i| usable(i)) {
-            let Some(b) = item.bundle.as_ref().and_then(|b| self.facts.blobs.get(b)) else { continue };
-            for (log, size, _) in bundle_checkpoints(b) {
-                if !seen.insert((log.clone(), size)) {
-                    continue;
-                }
-                let short = &log[..log.len().min(12)];
-                match self.facts.tlog.get(&(log.clone(), size)).map(|f| (&f.verdict, f.witnessed_note.as_deref())) {
+    /// The transparency rule, item by item: an item signed by an authority counts as evidence
+    /// only when every log checkpoint it cites is in the witnessed history (and the witnessed
+    /// checkpoint meets the witness policy). One that cites none — a SET alone is the log's
+    /// promise, not a proof — or one not yet proven is unwitnessed: with `witnessed: required`
+    /// it is set aside (returned with why), with `warn`/`audit` it counts and the violation is
+    /// reported at that mode. A split view or a log under alarm always denies. Returns the items
+    /// that count, and descriptions of those set aside.
+    fn check_transparency<'p>(&mut self, req: &TransparencyReq, proven: Vec<Proven<'p>>) -> (Vec<Proven<'p>>, Vec<String>) {
+        use crate::core::tlog::HistoryVerdict;
+        let p = self.p;
+        let by_authority = |e: &Evidence| p.authorities.iter().flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt));
+        let (mut keep, mut set_aside) = (vec![], vec![]);
+        for x in proven {
+            if !by_authority(&x.evidence) {
+                keep.push(x);
+                continue;
+            }
+            let mut unwitnessed: Option<String> = None;
+            let mut refused = false;
+            if x.evidence.checkpoints.is_empty() {
+                unwitnessed = Some("no log checkpoint (a SET alone is not a proof)".into());
+            }
+            for c in &x.evidence.checkpoints {
+                let short = &c.log[..c.log.len().min(12)];
+                match self.facts.tlog.get(&(c.log.clone(), c.size)).map(|f| (&f.verdict, f.witnessed_note.as_deref())) {
                     None | Some((HistoryVerdict::UnknownLog { .. }, _)) => {
-                        fail(req.unwitnessed, format!("log {short}… has never been witnessed ({})", item.source))
+                        unwitnessed = Some(format!("log {short}… has never been witnessed"))
+                    }
+                    Some((HistoryVerdict::Unwitnessed { size, witnessed }, _)) => {
+                        unwitnessed = Some(format!(
+                            "checkpoint size {size} of log {short}… is not yet proven consistent with the witnessed history (witnessed up to {})",
+                            witnessed.map(|w| w.to_string()).unwrap_or_else(|| "nothing".into())
+                        ))
                     }
                     Some((HistoryVerdict::Inconsistent { detail, .. }, _)) => {
-                        fail(Mode::Enforce, format!("split view on log {short}…: {detail} ({})", item.source))
+                        refused = true;
+                        self.ev.violations.push(Violation {
+                            policy: p.name.clone(),
+                            property: Property::Transparency,
+                            message: format!("split view on log {short}…: {detail} ({})", x.item.source),
+                            mode: p.mode,
+                        });
                     }
                     Some((HistoryVerdict::LogUntrusted { detail }, _)) => {
-                        fail(Mode::Enforce, format!("log {short}… is untrusted: {detail}"))
+                        refused = true;
+                        self.ev.violations.push(Violation {
+                            policy: p.name.clone(),
+                            property: Property::Transparency,
+                            message: format!("log {short}… is untrusted: {detail}"),
+                            mode: p.mode,
+                        });
                     }
-                    Some((HistoryVerdict::Unwitnessed { size, witnessed }, _)) => fail(
-                        req.unwitnessed,
-                        format!(
-                            "checkpoint size {size} of log {short}… is not yet proven consistent with the witnessed history (witnessed up to {}) ({})",
-                            witnessed.map(|w| w.to_string()).unwrap_or_else(|| "nothing".into()),
-                            item.source
-                        ),
-                    ),
                     Some((HistoryVerdict::Consistent { witnessed, .. }, note)) => {
                         if let Some(wp) = &req.witness_policy {
                             let (signed, ok) = wp.evaluate(note.unwrap_or(""));
@@ -365,17 +520,58 @@ impl<'a> Run<'a> {
                                 } else {
                                     signed.into_iter().collect::<Vec<_>>().join(", ")
                                 };
-                                fail(
-                                    Mode::Enforce,
-                                    format!(
-                                        "witnessed checkpoint {witnessed} of log {short}… does not meet the witness policy (cosigned by {who})"
-                                    ),
-                                );
+                                unwitnessed = Some(format!(
+                                    "witnessed checkpoint {witnessed} of log {short}… does not meet the witness policy (cosigned by {who})"
+                                ));
                             }
                         }
                     }
                 }
             }
+            match (refused, unwitnessed) {
+                (true, _) => set_aside.push(format!("{}: the log contradicts its witnessed history", x.item.source)),
+                (false, None) => keep.push(x),
+                (false, Some(why)) if req.unwitnessed == Mode::Enforce => set_aside.push(format!("{}: {why}", x.item.source)),
+                (false, Some(why)) => {
+                    self.ev.violations.push(Violation {
+                        policy: p.name.clone(),
+                        property: Property::Transparency,
+                        message: format!("{}: {why}", x.item.source),
+                        mode: req.unwitnessed.min(p.mode),
+                    });
+                    keep.push(x);
+                }
+            }
         }
+        (keep, set_aside)
+    }
+}
+
+fn key_fp(a: &Authority) -> String {
+    match a {
+        Authority::Key { spki_der, .. } => crate::core::digest::sha256_hex(spki_der),
+        Authority::Keyless(_) => "keyless".into(),
+    }
+}
+
+fn signer_text(s: &Signer) -> String {
+    match s {
+        Signer::Keyless { san, issuer, .. } => format!("{san}{}", issuer.as_ref().map(|i| format!(" (issuer {i})")).unwrap_or_default()),
+        Signer::Key { spki_sha256 } => format!("key sha256:{}…", &spki_sha256[..spki_sha256.len().min(12)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_matching;
+
+    #[test]
+    fn one_signature_counts_for_one_authority() {
+        // two authorities both accept only signature 0: one of them is satisfied
+        assert_eq!(max_matching(&[vec![0], vec![0]], 1), 1);
+        // a matching that needs re-routing: a0 → {0,1}, a1 → {0}
+        assert_eq!(max_matching(&[vec![0, 1], vec![0]], 2), 2);
+        assert_eq!(max_matching(&[vec![], vec![1]], 2), 1);
+        assert_eq!(max_matching(&[], 3), 0);
     }
 }

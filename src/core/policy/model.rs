@@ -97,10 +97,14 @@ pub struct Violation {
     pub mode: Mode,
 }
 
+/// One authority of a policy. Its alternatives (the identities of a keyless authority) are
+/// interchangeable: a signature by any of them satisfies the authority, and counts once.
 #[derive(Debug, Clone)]
 pub struct NamedAuthority {
     pub name: String,
-    pub authority: Authority,
+    pub alternatives: Vec<Authority>,
+    /// policy-controller's `static: {action: pass|fail}`: satisfied (or not) without a signature.
+    pub static_pass: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +112,9 @@ pub struct AttestationReq {
     pub name: String,
     pub predicate_type: String,
     pub rego: Option<String>,
+    /// Index of the authority that must have signed it (a ClusterImagePolicy authority's own
+    /// `attestations`); `None`: any authority of the policy.
+    pub authority: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -184,7 +191,8 @@ impl Policy {
     pub fn mode_for(&self, namespace: &str) -> Mode {
         self.namespace_modes.get(namespace).copied().unwrap_or(self.mode)
     }
-    pub(super) fn matches(&self, repository: &str) -> bool {
+    /// Does the policy cover `repository` (`registry/repo`, normalized)?
+    pub fn matches(&self, repository: &str) -> bool {
         self.images.iter().any(|g| g.matches(repository) || g.matches(&format!("{repository}:")))
     }
 }
@@ -226,8 +234,11 @@ impl BannedList {
 pub struct PolicySet {
     pub policies: Vec<Policy>,
     pub banned: BannedList,
-    /// What happens to images no policy covers.
+    /// What happens to images no policy covers (`None`: allowed). Denied unless a
+    /// `PolicyDefaults` document says otherwise.
     pub no_match: Option<Mode>,
+    /// What the documents said that changes nothing here (logged at load, printed by `policy check`).
+    pub warnings: Vec<String>,
     pub version: String,
 }
 
@@ -251,6 +262,11 @@ pub struct Facts {
 }
 
 impl PolicySet {
+    /// Does any authority of any policy accept this signer? (Only such items feed the witness.)
+    pub fn accepts_signer(&self, e: &crate::core::evidence::Evidence) -> bool {
+        self.policies.iter().flat_map(|p| p.authorities.iter()).flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt))
+    }
+
     /// Does any policy need [`Facts::tlog`]?
     pub fn uses_transparency(&self) -> bool {
         self.policies.iter().any(|p| p.transparency.is_some())

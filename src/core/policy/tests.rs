@@ -180,6 +180,7 @@ mod evaluate {
                 payload: Some(payload),
                 predicate_type: None,
                 status: ItemStatus::Verified { signer: id.san.clone(), issuer: Some(id.issuer.clone()) },
+                evidence: None,
             });
             self
         }
@@ -196,6 +197,7 @@ mod evaluate {
                 payload: None,
                 predicate_type: Some(pt.into()),
                 status: ItemStatus::Verified { signer: id.san.clone(), issuer: Some(id.issuer.clone()) },
+                evidence: None,
             });
             self
         }
@@ -326,15 +328,17 @@ spec:
         let fx = Fx::new();
         let v = fx.violations(&policy(), BANNED);
         assert!(v.iter().any(|(p, m)| *p == Property::Signature && m.contains("is not signed")), "{v:?}");
-        // an image no policy covers: nothing to say unless PolicyDefaults.noMatch says
-        let other = "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: o}\nspec: {images: [\"elsewhere/**\"]}\n";
-        assert_eq!(fx.violations(other, BANNED), vec![]);
-        let deny = format!(
-            "{other}---\napiVersion: trustmirror.dev/v1alpha1\nkind: PolicyDefaults\nmetadata: {{name: d}}\nspec: {{noMatch: enforce}}\n"
-        );
-        let v = fx.violations(&deny, BANNED);
+        // an image no policy covers is denied by default; PolicyDefaults.noMatch: allow admits it
+        let other =
+            "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: o}\nspec: {images: [\"elsewhere.example/**\"]}\n";
+        let v = fx.violations(other, BANNED);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].0, Property::NoPolicy);
+        assert!(v[0].1.contains("denied"), "{v:?}");
+        let allow = format!(
+            "{other}---\napiVersion: trustmirror.dev/v1alpha1\nkind: PolicyDefaults\nmetadata: {{name: d}}\nspec: {{noMatch: allow}}\n"
+        );
+        assert_eq!(fx.violations(&allow, BANNED), vec![]);
     }
 
     #[test]

@@ -40,20 +40,39 @@ pub fn against_history(size: u64, root: &Hash, root_at: Option<Hash>, latest: Op
     }
 }
 
-/// (log id hex, tree size, root) of every checkpoint in a bundle's tlog entries.
-pub fn bundle_checkpoints(bundle_json: &[u8]) -> Vec<(String, u64, Hash)> {
+/// (log id hex, tree size, root) of every checkpoint a bundle's tlog entries cite, **taken
+/// from the signed note** and kept only when the note verifies with that log's key from `logs`
+/// and agrees with the entry's bare `treeSize`/`rootHash` fields. Bare fields alone are never
+/// evidence: anyone who can push a bundle can write them.
+pub fn bundle_checkpoints(bundle_json: &[u8], logs: &[super::LogKey]) -> Vec<Cited> {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(bundle_json) else { return vec![] };
     let mut out = vec![];
     for e in v["verificationMaterial"]["tlogEntries"].as_array().into_iter().flatten() {
         let Some(id) = e["logId"]["keyId"].as_str().and_then(|k| B64.decode(k).ok()) else { continue };
+        let id = hex::encode(id);
+        let Some(log) = logs.iter().find(|l| l.id == id) else { continue };
         let ip = &e["inclusionProof"];
+        let Some(note) = ip["checkpoint"]["envelope"].as_str() else { continue };
+        let Ok(cp) = super::verify_checkpoint(note, log, None) else { continue };
         let size = ip["treeSize"].as_str().and_then(|s| s.parse().ok()).or(ip["treeSize"].as_u64());
         let root = ip["rootHash"].as_str().and_then(|r| B64.decode(r).ok()).and_then(|r| <Hash>::try_from(r.as_slice()).ok());
-        if let (Some(size), Some(root)) = (size, root) {
-            out.push((hex::encode(id), size, root));
+        // Rekor v2 entries carry no bare fields (the note is the only source); v1 ones must agree
+        if size.is_some_and(|s| s != cp.size) || root.is_some_and(|r| r != cp.root) {
+            continue;
         }
+        out.push(Cited { log: id, size: cp.size, root: cp.root, note: note.to_string() });
     }
     out
+}
+
+/// A checkpoint a bundle cites, authenticated: the log (key ID hex), tree size and root from the
+/// signed note, and the note itself (evidence, should it contradict the witnessed history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cited {
+    pub log: String,
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
 }
 
 /// What the store knows about one log checkpoint cited by a bundle.
@@ -78,7 +97,7 @@ pub enum Unwitnessed {
 /// its witnessed checkpoint meets `policy`), or unwitnessed and `unwitnessed` allows it;
 /// otherwise the refusal.
 pub fn history_check(
-    cps: &[(String, u64, Hash)],
+    cps: &[Cited],
     facts: &std::collections::BTreeMap<(String, u64), TlogFact>,
     policy: Option<&WitnessPolicy>,
     unwitnessed: Unwitnessed,
@@ -96,7 +115,7 @@ pub fn history_check(
         unwitnessed_note("the bundle has no log entry with an inclusion proof to check against the witnessed history".into(), &mut notes)?;
         return Ok(notes);
     }
-    for (log, size, _) in cps {
+    for Cited { log, size, .. } in cps {
         let Some(fact) = facts.get(&(log.clone(), *size)) else {
             unwitnessed_note(format!("log {log} has never been witnessed"), &mut notes)?;
             continue;

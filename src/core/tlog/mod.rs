@@ -32,7 +32,7 @@ use sigstore_types::{Checkpoint, DerPublicKey};
 use crate::core::verify::TrustedMaterial;
 
 pub use cosign::{Cosigner, Witness, cosigner_key_id};
-pub use history::{HistoryVerdict, against_history, bundle_checkpoints};
+pub use history::{Cited, HistoryVerdict, against_history, bundle_checkpoints};
 pub use policy::WitnessPolicy;
 pub use proofs::{Step, verify_consistency, verify_inclusion, witness_step};
 pub use tiles::{TileSet, tile_path};

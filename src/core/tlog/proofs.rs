@@ -45,14 +45,33 @@ pub enum Step {
     Unchanged,
     /// Larger, and the consistency proof from the witnessed size verified.
     Advanced { from: u64 },
+    /// Smaller than witnessed, and proven consistent with it: a lagging cache or mirror in front
+    /// of the log, not misbehaviour. Nothing is stored.
+    Stale { witnessed: u64 },
 }
 
-/// The witness's decision. `proof` is the consistency proof from `prev.size` to `new.size`
-/// (required when the tree grew). Misbehaviour comes back as `Rollback` or `SplitView`.
+/// The witness's decision. `proof` is the consistency proof between the witnessed size and
+/// `new.size` (from the smaller to the larger): required when the tree grew; when it shrank, a
+/// proof that verifies makes the smaller checkpoint merely stale. Misbehaviour comes back as
+/// `SplitView` (signed evidence of two views); a smaller tree without a proof is `Rollback`.
 pub fn witness_step(prev: Option<(u64, &Hash)>, new: &Verified, proof: Option<&[Hash]>) -> Result<Step, TlogError> {
     let Some((m, old)) = prev else { return Ok(Step::First) };
     if new.size < m {
-        return Err(err(TlogErrorKind::Rollback, format!("log presents size {} after size {m} was witnessed", new.size)));
+        let Some(proof) = proof else {
+            return Err(err(TlogErrorKind::Rollback, format!("log presents size {} after size {m} was witnessed", new.size)));
+        };
+        return match verify_consistency(new.size, &new.root, m, old, proof) {
+            Ok(()) => Ok(Step::Stale { witnessed: m }),
+            Err(e) => Err(err(
+                TlogErrorKind::SplitView,
+                format!(
+                    "size {} (root {}) is not consistent with witnessed size {m} (root {}): {e}",
+                    new.size,
+                    hex::encode(new.root),
+                    hex::encode(old)
+                ),
+            )),
+        };
     }
     if new.size == m {
         return if &new.root == old {
@@ -94,6 +113,11 @@ mod tests {
         let p = merkle::consistency_proof(5, &leaves[..12]);
         assert_eq!(witness_step(Some((5, &r(5))), &cp(12, r(12)), Some(&p)).unwrap(), Step::Advanced { from: 5 });
         assert_eq!(witness_step(Some((12, &r(12))), &cp(5, r(5)), None).unwrap_err().kind, TlogErrorKind::Rollback);
+        // a smaller checkpoint proven consistent with the witnessed one is stale, not an alarm
+        let back = merkle::consistency_proof(5, &leaves[..12]);
+        assert_eq!(witness_step(Some((12, &r(12))), &cp(5, r(5)), Some(&back)).unwrap(), Step::Stale { witnessed: 12 });
+        // …and one that is not consistent is a split view
+        assert_eq!(witness_step(Some((12, &r(12))), &cp(5, r(6)), Some(&back)).unwrap_err().kind, TlogErrorKind::SplitView);
         assert_eq!(witness_step(Some((5, &r(5))), &cp(5, r(6)), None).unwrap_err().kind, TlogErrorKind::SplitView);
         let mut forked = leaves[..12].to_vec();
         forked[3] = merkle::leaf_hash(b"evil");

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::plan::Work;
-use super::registry::{ImageMaterial, OciError};
+use super::registry::{ImageMaterial, MAX_CHILDREN, MAX_ITEMS, OciError};
 use super::{OciMirror, SyncReport};
-use crate::core::cosign::{ANN_PREDICATE_TYPE, bundle_from_att_layer, bundle_from_sig_layer, check_simple_signing};
-use crate::core::digest::{parse_digest, sha256_hex};
-use crate::core::verify::{Authority, Check, IdentityPolicy, Subject, TrustedMaterial, VerifyError, verify_bundle};
+use crate::core::cosign::{bundle_from_att_layer, bundle_from_sig_layer};
+use crate::core::digest::sha256_hex;
+use crate::core::evidence::{Content, Evidence, Form, Signer, any_identity, establish};
+use crate::core::verify::{Authority, Check, TrustedMaterial, VerifyError};
 use crate::store::oci::{Item, ItemKind, ItemStatus, MaterialRecord};
 
 /// Items verified and rejected by one ingest; `None` when nothing changed.
@@ -76,8 +77,19 @@ impl OciMirror {
         force: bool,
         present: Option<Arc<BTreeSet<String>>>,
     ) -> Result<Ingested, OciError> {
+        self.ingest_at(repo, digest, force, present, 0).await
+    }
+
+    async fn ingest_at(
+        &self,
+        repo: &str,
+        digest: &str,
+        force: bool,
+        present: Option<Arc<BTreeSet<String>>>,
+        depth: u8,
+    ) -> Result<Ingested, OciError> {
         let what = format!("{repo}@{digest}");
-        let existing = self.store.oci_material(digest).map_err(|e| OciError::store(&what, e))?;
+        let existing = self.store.oci_material(repo, digest).map_err(|e| OciError::store(&what, e))?;
         let manifest = self.registry.manifest(repo, digest).await?;
         let m = self.registry.material(repo, digest, manifest.clone(), present.as_deref()).await?;
         let trust = self.trust.current();
@@ -94,11 +106,17 @@ impl OciMirror {
             .map(|a| a.iter().filter_map(|d| d["digest"].as_str().map(str::to_string)).collect())
             .unwrap_or_default();
         let media_type = v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
-        let counts = self.verify_and_store(&m, &media_type, children.clone(), &trust)?;
-        // platform manifests of an index carry their own signatures, if any
-        for c in children.iter().filter(|c| c.starts_with("sha256:")) {
-            if let Err(e) = Box::pin(self.ingest_with(repo, c, false, present.clone())).await {
-                tracing::warn!(child = %c, error = %e, "platform manifest");
+        if children.len() > MAX_CHILDREN {
+            return Err(OciError::TooLarge { what: format!("{what}: index entries"), size: children.len(), max: MAX_CHILDREN });
+        }
+        let counts = self.verify_and_store(&m, &media_type, children.clone(), &trust, existing.as_ref())?;
+        // platform manifests of an index carry their own signatures, if any (one level: an index
+        // inside an index is recorded, not followed)
+        if depth == 0 {
+            for c in children.iter().filter(|c| crate::core::digest::is_digest(c)) {
+                if let Err(e) = Box::pin(self.ingest_at(repo, c, false, present.clone(), depth + 1)).await {
+                    tracing::warn!(child = %c, error = %e, "platform manifest");
+                }
             }
         }
         Ok(Some(counts))
@@ -110,13 +128,14 @@ impl OciMirror {
         let has_cert =
             serde_json::from_slice::<Value>(bundle).map(|v| v["verificationMaterial"].get("publicKey").is_none()).unwrap_or(true);
         if has_cert {
-            vec![Authority::Keyless(IdentityPolicy::default())]
+            vec![any_identity()]
         } else {
             self.cfg.keys.iter().map(|(n, k)| Authority::Key { name: n.clone(), spki_der: k.clone() }).collect()
         }
     }
 
-    fn check(&self, tm: &TrustedMaterial, bundle: &[u8], subject: Subject<'_>) -> (ItemStatus, Option<String>) {
+    /// Verify one item: its status and, when it verified, the evidence.
+    fn check(&self, tm: &TrustedMaterial, bundle: &[u8], form: Form<'_>, image: &str) -> (ItemStatus, Option<Evidence>) {
         let auths = self.authority_for(bundle);
         if auths.is_empty() {
             return (ItemStatus::NeedsKey, None);
@@ -124,8 +143,14 @@ impl OciMirror {
         let now = self.clock.now();
         let mut last: Option<VerifyError> = None;
         for a in &auths {
-            match verify_bundle(tm, bundle, subject, a, now) {
-                Ok(v) => return (ItemStatus::Verified { signer: v.signer, issuer: v.issuer }, v.statement.map(|s| s.predicate_type)),
+            match establish(tm, bundle, form, image, a, now) {
+                Ok(e) => {
+                    let (signer, issuer) = match &e.signer {
+                        Signer::Keyless { san, issuer, .. } => (san.clone(), issuer.clone()),
+                        Signer::Key { .. } => (a.name().to_string(), None),
+                    };
+                    return (ItemStatus::Verified { signer, issuer }, Some(e));
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -137,19 +162,20 @@ impl OciMirror {
         (ItemStatus::Rejected { check: e.check.as_str().into(), reason: e.detail }, None)
     }
 
-    /// Verify every item of `m` and store the record (one transaction). Returns (verified, rejected).
+    /// Verify every item of `m` and store the record (one transaction), keeping verified items
+    /// of `previous` that the registry no longer lists (removing the newest scan must not let an
+    /// older clean one decide). Returns (verified, rejected).
     fn verify_and_store(
         &self,
         m: &ImageMaterial,
         media_type: &str,
         children: Vec<String>,
         tm: &TrustedMaterial,
+        previous: Option<&MaterialRecord>,
     ) -> Result<(usize, usize), OciError> {
         let what = format!("{}@{}", m.name, m.digest);
         let mut blobs: Vec<(String, Vec<u8>)> = vec![];
         let mut items = vec![];
-        let d: [u8; 32] =
-            parse_digest(&m.digest).ok_or_else(|| OciError::Malformed { what: what.clone(), detail: "not a sha256 digest".into() })?;
         let mut keep = |b: Vec<u8>| {
             let h = sha256_hex(&b);
             blobs.push((h.clone(), b));
@@ -157,86 +183,68 @@ impl OciMirror {
         };
         let rejected = |e: VerifyError| ItemStatus::Rejected { check: e.check.as_str().into(), reason: e.detail };
         let tag_source = |suffix: &str, i: usize| format!("{}.{suffix} layer {i}", m.digest.replacen(':', "-", 1));
-        for (i, l) in m.sig_layers.iter().enumerate() {
-            let source = tag_source("sig", i);
-            let payload = keep(l.content.clone());
-            let item = match bundle_from_sig_layer(l) {
-                Ok(b) => {
-                    let (mut status, _) = self.check(tm, &b, Subject::Blob(&l.content));
-                    if let (ItemStatus::Verified { .. } | ItemStatus::NeedsKey, Err(e)) =
-                        (&status, check_simple_signing(&l.content, &m.digest))
-                    {
-                        status = rejected(e);
-                    }
-                    Item { kind: ItemKind::Signature, source, bundle: Some(keep(b)), payload: Some(payload), predicate_type: None, status }
-                }
-                Err(e) => Item {
-                    kind: ItemKind::Signature,
-                    source,
-                    bundle: None,
-                    payload: Some(payload),
-                    predicate_type: None,
-                    status: rejected(e),
-                },
+        let item = |kind, source, bundle, payload, (status, evidence): (ItemStatus, Option<Evidence>)| {
+            let predicate_type = match &evidence {
+                Some(Evidence { content: Content::Statement { predicate_type, .. }, .. }) => Some(predicate_type.clone()),
+                _ => None,
             };
-            items.push(item);
+            Item { kind, source, bundle, payload, predicate_type, status, evidence }
+        };
+        for (i, l) in m.sig_layers.iter().enumerate() {
+            let payload = keep(l.content.clone());
+            items.push(match bundle_from_sig_layer(l) {
+                Ok(b) => {
+                    let checked = self.check(tm, &b, Form::SimpleSigning(&l.content), &m.digest);
+                    item(ItemKind::Signature, tag_source("sig", i), Some(keep(b)), Some(payload), checked)
+                }
+                Err(e) => item(ItemKind::Signature, tag_source("sig", i), None, Some(payload), (rejected(e), None)),
+            });
         }
         for (i, l) in m.att_layers.iter().enumerate() {
-            let source = tag_source("att", i);
-            let annotated = l.annotations.get(ANN_PREDICATE_TYPE).cloned();
-            let item = match bundle_from_att_layer(l) {
+            items.push(match bundle_from_att_layer(l) {
                 Ok(b) => {
-                    let (status, pt) = self.check(tm, &b, Subject::Sha256(d));
-                    Item {
-                        kind: ItemKind::Attestation,
-                        source,
-                        bundle: Some(keep(b)),
-                        payload: None,
-                        predicate_type: pt.or(annotated),
-                        status,
-                    }
+                    let checked = self.check(tm, &b, Form::Bundle, &m.digest);
+                    item(ItemKind::Attestation, tag_source("att", i), Some(keep(b)), None, checked)
                 }
-                Err(e) => Item {
-                    kind: ItemKind::Attestation,
-                    source,
-                    bundle: None,
-                    payload: None,
-                    predicate_type: annotated,
-                    status: rejected(e),
-                },
-            };
-            items.push(item);
-        }
-        for (i, (pt, b)) in m.bundles.iter().enumerate() {
-            let (status, spt) = self.check(tm, b, Subject::Sha256(d));
-            items.push(Item {
-                kind: ItemKind::Bundle,
-                source: format!("referrer {i}"),
-                bundle: Some(keep(b.clone())),
-                payload: None,
-                predicate_type: spt.or(pt.clone()),
-                status,
+                Err(e) => item(ItemKind::Attestation, tag_source("att", i), None, None, (rejected(e), None)),
             });
+        }
+        for (i, (_annotated, b)) in m.bundles.iter().enumerate() {
+            let checked = self.check(tm, b, Form::Bundle, &m.digest);
+            items.push(item(ItemKind::Bundle, format!("referrer {i}"), Some(keep(b.clone())), None, checked));
         }
         for (i, l) in m.sbom_layers.iter().enumerate() {
-            items.push(Item {
-                kind: ItemKind::Sbom,
-                source: tag_source("sbom", i),
-                bundle: None,
-                payload: Some(keep(l.content.clone())),
-                predicate_type: Some(l.media_type.clone()),
-                status: ItemStatus::Unsigned,
-            });
+            // cosign attach sbom: unsigned content, recorded for inventory, never evidence
+            items.push(item(ItemKind::Sbom, tag_source("sbom", i), None, Some(keep(l.content.clone())), (ItemStatus::Unsigned, None)));
         }
         for s in &m.skipped {
-            items.push(Item {
-                kind: ItemKind::Bundle,
-                source: s.split(':').next().unwrap_or_default().to_string(),
-                bundle: None,
-                payload: None,
-                predicate_type: None,
-                status: ItemStatus::Rejected { check: "artifact".into(), reason: s.clone() },
-            });
+            let source = s.split(':').next().unwrap_or_default().to_string();
+            items.push(item(
+                ItemKind::Bundle,
+                source,
+                None,
+                None,
+                (ItemStatus::Rejected { check: "artifact".into(), reason: s.clone() }, None),
+            ));
+        }
+        if let Some(prev) = previous {
+            let listed: std::collections::BTreeSet<&String> = items.iter().filter_map(|i| i.bundle.as_ref()).collect();
+            let retained: Vec<Item> = prev
+                .items
+                .iter()
+                .filter(|i| i.evidence.is_some() && i.bundle.as_ref().is_some_and(|b| !listed.contains(b)))
+                .map(|i| {
+                    let mut i = i.clone();
+                    if !i.source.ends_with("(no longer listed)") {
+                        i.source = format!("{} (no longer listed)", i.source);
+                    }
+                    i
+                })
+                .collect();
+            items.extend(retained);
+        }
+        if items.len() > MAX_ITEMS {
+            return Err(OciError::TooLarge { what: format!("{what}: items"), size: items.len(), max: MAX_ITEMS });
         }
         let verified = items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. })).count();
         let rejected = items.iter().filter(|i| matches!(i.status, ItemStatus::Rejected { .. })).count();
@@ -260,7 +268,8 @@ impl OciMirror {
         let v: Value = serde_json::from_slice(&m.manifest).unwrap_or(Value::Null);
         let mt = v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
         let tm = self.trust.current();
-        let (ok, rej) = self.verify_and_store(&m, &mt, vec![], &tm)?;
+        let previous = self.store.oci_material(&m.name, &m.digest).map_err(|e| OciError::store(&m.name, e))?;
+        let (ok, rej) = self.verify_and_store(&m, &mt, vec![], &tm, previous.as_ref())?;
         report.digests_ingested += 1;
         report.items_verified += ok;
         report.items_rejected += rej;

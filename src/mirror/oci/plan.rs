@@ -10,6 +10,7 @@ use oci_client::Reference;
 
 use super::registry::OciError;
 use super::{OciMirror, SyncReport};
+use crate::core::reference::normalize_repository;
 use crate::store::oci::{RepoRecord, TagRecord};
 
 /// (repository, digest, force) to ingest.
@@ -88,7 +89,8 @@ impl OciMirror {
             for r in &catalogs[&host] {
                 let full = format!("{host}/{r}");
                 if pat.matches(&full) {
-                    repos.insert(full);
+                    // stored under the name admission looks it up by
+                    repos.insert(normalize_repository(&full));
                 }
             }
         }
@@ -105,7 +107,7 @@ impl OciMirror {
         for t in &tags {
             if let Some((digest, _)) = is_cosign_tag(t) {
                 // material appeared or changed for this digest
-                if !prev.tags.contains(t) || !self.store.oci_has_material(&digest).map_err(st)? {
+                if !prev.tags.contains(t) || !self.store.oci_has_material(repo, &digest).map_err(st)? {
                     work.push((repo.to_string(), digest.clone(), !prev.tags.contains(t)));
                 }
                 held_in_repo.insert(digest);
@@ -139,7 +141,7 @@ impl OciMirror {
 
     pub(super) async fn plan_reference(&self, r: &str, report: &mut SyncReport) -> Result<Vec<Work>, OciError> {
         let parsed: Reference = r.parse().map_err(|e| OciError::reference(r, e))?;
-        let repo = format!("{}/{}", parsed.registry(), parsed.repository());
+        let repo = normalize_repository(&format!("{}/{}", parsed.registry(), parsed.repository()));
         let digest = match parsed.digest() {
             Some(d) => d.to_string(),
             None => {

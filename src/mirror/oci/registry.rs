@@ -20,6 +20,14 @@ use crate::core::digest::sha256_digest;
 
 pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 pub const MAX_BLOB: usize = 16 * 1024 * 1024;
+/// Caps per digest, so that what anyone can push to a registry cannot make one digest cost
+/// without bound: signature-bearing items kept, layers read per cosign manifest, referrers
+/// followed, bytes fetched in all, platform manifests of an index followed.
+pub const MAX_ITEMS: usize = 256;
+pub const MAX_LAYERS: usize = 64;
+pub const MAX_REFERRERS: usize = 128;
+pub const MAX_DIGEST_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_CHILDREN: usize = 64;
 
 pub const ACCEPT: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
@@ -179,6 +187,9 @@ pub(super) fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, O
         .map_err(|e| OciError::Malformed { what: what.into(), detail: format!("manifest is not JSON: {e}") })?;
     let layers =
         m["layers"].as_array().ok_or_else(|| OciError::Malformed { what: what.into(), detail: "manifest has no layers".into() })?;
+    if layers.len() > MAX_LAYERS {
+        return Err(OciError::TooLarge { what: format!("{what}: layers"), size: layers.len(), max: MAX_LAYERS });
+    }
     layers
         .iter()
         .map(|l| {
@@ -243,6 +254,7 @@ pub async fn material_for_digest(
     out: &mut ImageMaterial,
 ) -> Result<(), OciError> {
     let prefix = digest.replacen(':', "-", 1);
+    let mut fetched = 0usize;
     for suffix in ["sig", "att", "sbom"] {
         let tag = format!("{prefix}.{suffix}");
         if present.is_some_and(|p| !p.contains(&tag)) {
@@ -261,6 +273,7 @@ pub async fn material_for_digest(
         let what = format!("{name}:{tag}");
         for (mt, d, ann) in layers_of(&what, &m)? {
             let content = pull_blob(client, &tr, &d).await?;
+            budget(&mut fetched, content.len(), &what)?;
             let l = CosignLayer { media_type: mt, content, annotations: ann };
             match suffix {
                 "sig" => out.sig_layers.push(l),
@@ -276,7 +289,11 @@ pub async fn material_for_digest(
             ids.sort();
             out.sources.insert("referrers".into(), sha256_digest(ids.join(",").as_bytes()));
         }
-        for desc in index.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03)) {
+        let bundles: Vec<_> = index.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03)).collect();
+        if bundles.len() > MAX_REFERRERS {
+            return Err(OciError::TooLarge { what: format!("{name}@{digest}: referrers"), size: bundles.len(), max: MAX_REFERRERS });
+        }
+        for desc in bundles {
             let what = format!("{name}@{}", desc.digest);
             let mr: Reference = what.parse().map_err(|e| fetch_err(name, e))?;
             let (m, _) = client.pull_manifest_raw(&mr, auth, ACCEPT).await.map_err(|e| fetch_err(&what, e))?;
@@ -290,10 +307,20 @@ pub async fn material_for_digest(
             let pt = desc.annotations.as_ref().and_then(|a| a.get("dev.sigstore.bundle.predicateType").cloned());
             for (mt, d, _) in layers_of(&what, &m)? {
                 if mt == BUNDLE_V03 {
-                    out.bundles.push((pt.clone(), pull_blob(client, &mr, &d).await?));
+                    let b = pull_blob(client, &mr, &d).await?;
+                    budget(&mut fetched, b.len(), &what)?;
+                    out.bundles.push((pt.clone(), b));
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn budget(fetched: &mut usize, n: usize, what: &str) -> Result<(), OciError> {
+    *fetched += n;
+    if *fetched > MAX_DIGEST_BYTES {
+        return Err(OciError::TooLarge { what: format!("{what}: material"), size: *fetched, max: MAX_DIGEST_BYTES });
     }
     Ok(())
 }
