@@ -125,7 +125,10 @@ async fn sync_is_verified_incremental_and_served() {
         repo: "default".into(),
         metrics,
         ingest: None,
+        ingest_token: None,
+        covers: None,
         tlog: None,
+        tasks: trustmirror::daemon::supervise::Tasks::new(),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

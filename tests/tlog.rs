@@ -321,7 +321,10 @@ async fn add_checkpoint_over_http_follows_tlog_witness() {
         repo: "default".into(),
         metrics,
         ingest: None,
+        ingest_token: None,
+        covers: None,
         tlog: Some(e.m.clone()),
+        tasks: trustmirror::daemon::supervise::Tasks::new(),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -102,6 +102,25 @@ impl ImageOutcome {
     }
 }
 
+/// Clock skew tolerated for an exemption's creation time.
+const EXEMPTION_SKEW: SignedDuration = SignedDuration::from_mins(2);
+
+/// Why an active exemption is not honoured, if it is not: created in the future (a window that
+/// would start later and run long), or a window longer than `max` — measured from its creation
+/// and from now, so no exemption is good for more than `max` from the moment it is used.
+pub fn exemption_refusal(e: &Exemption, now: Timestamp, max: SignedDuration) -> Option<&'static str> {
+    if e.created_at.duration_since(now) > EXEMPTION_SKEW {
+        return Some("created in the future");
+    }
+    if e.expires_at.duration_since(e.created_at) > max {
+        return Some("longer than the maximum");
+    }
+    if e.expires_at.duration_since(now) > max {
+        return Some("expires further from now than the maximum");
+    }
+    None
+}
+
 /// The admission engine: policy, trust, cache, exemptions, audit.
 pub struct Engine {
     pub(super) store: Arc<Store>,
@@ -113,6 +132,8 @@ pub struct Engine {
     trust: Arc<TrustSource>,
     cache: DecisionCache,
     memo: EvidenceCache,
+    /// Why the last policy reload failed (cleared by a good one): readiness says it.
+    reload_error: Mutex<Option<String>>,
     ingest: OnceLock<tokio::sync::mpsc::Sender<String>>,
     pub(super) audit: audit::Sink,
     pub metrics: AdmissionMetrics,
@@ -156,6 +177,7 @@ impl Engine {
             clock,
             cache: DecisionCache::new(opts.cache_ttl),
             memo: EvidenceCache::new(),
+            reload_error: Mutex::new(None),
             opts,
             policy: RwLock::new(Arc::new(policy)),
             file_exemptions: RwLock::new(file_exemptions),
@@ -198,6 +220,10 @@ impl Engine {
     pub fn reload_policy(&self) -> Result<bool, LoadError> {
         match load_policy(&self.opts.policy_files, self.opts.banned_file.as_ref()) {
             Ok(p) => {
+                *self.reload_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                for w in &p.warnings {
+                    tracing::warn!(warning = %w, "policy");
+                }
                 let changed = p.version != self.policy().version;
                 if changed {
                     tracing::info!(policies = p.policies.len(), version = %p.version, banned = p.banned.banned.len(), "admission policy reloaded");
@@ -208,6 +234,7 @@ impl Engine {
             }
             Err(e) => {
                 tracing::error!(error = %e, "admission policy reload failed; keeping the previous policy");
+                *self.reload_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 self.metrics.policy_reloads.get_or_create(&l(&[("what", "policy"), ("result", "error")])).inc();
                 Err(e)
             }
@@ -241,6 +268,16 @@ impl Engine {
         Ok(())
     }
 
+    /// What an operator should know although the webhook is ready (a policy file that no longer
+    /// loads: the last good policy is still enforced).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = vec![];
+        if let Some(e) = self.reload_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            w.push(format!("policy reload failed: {e}; enforcing the last good policy (version {})", self.policy().version));
+        }
+        w
+    }
+
     fn store_exemptions(&self) -> Arc<Vec<Exemption>> {
         let mut s = self.store_exemptions.lock().unwrap_or_else(|e| e.into_inner());
         if s.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -267,12 +304,12 @@ impl Engine {
             .iter()
             .chain(file.iter())
             .filter(|e| e.active(now))
-            .filter(|e| {
-                let ok = e.expires_at.duration_since(e.created_at) <= self.opts.breakglass_max;
-                if !ok {
-                    tracing::warn!(id = e.id, "ignoring break-glass exemption longer than the maximum");
+            .filter(|e| match exemption_refusal(e, now, self.opts.breakglass_max) {
+                None => true,
+                Some(why) => {
+                    tracing::warn!(id = e.id, reason = why, "ignoring break-glass exemption");
+                    false
                 }
-                ok
             })
             .find(|e| match &e.scope {
                 Scope::Namespace(n) => n == namespace,

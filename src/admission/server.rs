@@ -146,7 +146,12 @@ pub fn router(engine: Arc<Engine>, o: &WebhookOptions) -> Router {
             "/readyz",
             get(|State(c): State<Ctx>| async move {
                 match c.engine.ready() {
-                    Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                    Ok(()) => (
+                        StatusCode::OK,
+                        std::iter::once("ready\n".to_string())
+                            .chain(c.engine.warnings().into_iter().map(|w| format!("warning: {w}\n")))
+                            .collect(),
+                    ),
                     Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
                 }
             }),

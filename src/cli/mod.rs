@@ -335,7 +335,7 @@ pub fn print_view(v: &RepoView) {
     }
     println!("  targets: {}", v.targets.len());
     for t in &v.targets {
-        println!("    {:<40} {:>8} bytes  sha256:{}…  ({})", t.path, t.length, &t.sha256[..12], t.role);
+        println!("    {:<40} {:>8} bytes  sha256:{}…  ({})", t.path, t.length, t.sha256.chars().take(12).collect::<String>(), t.role);
     }
     match (v.last_success, v.seconds_since_last_success) {
         (Some(t), Some(s)) => println!("  last good refresh: {t} ({s} s ago)"),

@@ -133,7 +133,8 @@ fn explain_unsupported(err: TufError, keys: &BTreeMap<String, Key>, keyids: &[St
         .filter_map(|(id, k)| {
             k.verification_key()
                 .err()
-                .map(|e| format!("key {}… ({}/{}): {}", &id[..id.len().min(12)], k.keytype, k.scheme, display_chain(&e)))
+                // key IDs come from the peer's metadata: cut by characters, never by bytes
+                .map(|e| format!("key {}… ({}/{}): {}", id.chars().take(12).collect::<String>(), k.keytype, k.scheme, display_chain(&e)))
         })
         .collect();
     if bad.is_empty() {
@@ -550,6 +551,18 @@ pub fn role_file_name(role: &str, version: u64, consistent: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_key_ids_with_multibyte_characters_do_not_panic() {
+        // a key ID is whatever the metadata says; cutting it for a message must not split a char
+        let id = "ééééééééééééééé".to_string();
+        let key: Key =
+            serde_json::from_value(serde_json::json!({"keytype": "weird", "scheme": "weird", "keyval": {"public": "x"}})).unwrap();
+        let keys: BTreeMap<String, Key> = [(id.clone(), key)].into();
+        let e = explain_unsupported(TufError::new("root", TufErrorKind::Signature, "threshold"), &keys, &[id]);
+        assert_eq!(e.kind, TufErrorKind::UnsupportedKey);
+        assert!(e.detail.contains("éééééééééééé…"), "{}", e.detail);
+    }
 
     #[test]
     fn consistent_paths_prefix_the_basename() {

@@ -18,6 +18,7 @@
 //!   keys: [/etc/trustmirror/vendor.pub]
 //!   interval: 5m
 //!   full_recheck_interval: 1h
+//!   ingest_token_file: /etc/trustmirror/ingest/token   # POST /oci/v1/ingest needs this bearer token
 //! tlog:                               # optional: witness the trusted root's transparency logs
 //!   witness_key: /var/lib/trustmirror/witness.key   # generated if missing
 //!   witness_name: trustmirror.internal/witness
@@ -223,6 +224,10 @@ pub struct OciConfig {
     pub full_recheck_interval: Duration,
     #[serde(default = "d8")]
     pub concurrency: usize,
+    /// A file holding the bearer token `POST /oci/v1/ingest` requires; without it the endpoint
+    /// is closed (admission misses are still queued internally).
+    #[serde(default)]
+    pub ingest_token_file: Option<PathBuf>,
 }
 
 fn d8() -> usize {

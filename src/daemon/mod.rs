@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct Options {
     pub tlog: Option<(Arc<TlogMirror>, Duration)>,
     /// The admission engine and its webhook.
     pub admission: Option<(Arc<Engine>, WebhookOptions)>,
+    /// Bearer token `POST /oci/v1/ingest` requires (without one the endpoint is closed).
+    pub ingest_token: Option<String>,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
             oci: None,
             tlog: None,
             admission: None,
+            ingest_token: None,
         }
     }
 
@@ -84,6 +88,11 @@ impl Options {
         o.max_backoff = t.max_backoff;
         if let Some(oc) = &cfg.oci {
             o.oci = Some((Arc::new(oci_mirror(store.clone(), oc, clock.clone(), trust.clone())?), oc.interval));
+            if let Some(p) = &oc.ingest_token_file {
+                let t = std::fs::read_to_string(p).with_context(|| format!("reading oci.ingest_token_file {}", p.display()))?;
+                anyhow::ensure!(t.trim().len() >= 16, "oci.ingest_token_file {}: the token must be at least 16 characters", p.display());
+                o.ingest_token = Some(t.trim().to_string());
+            }
         }
         if let Some(tc) = &cfg.tlog {
             let w = Arc::new(crate::trust::keys::load_witness(&tc.witness_key, &tc.witness_name)?);
@@ -221,18 +230,26 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
             metrics.record_refresh(&repo, e.kind.as_str(), 0);
         }
     }
-    let ingest = o.oci.as_ref().map(|(m, _)| crate::mirror::oci::spawn_queue(m.clone()));
+    let tasks = supervise::Tasks::new();
+    metrics.register(|r| tasks.register(r));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let queue = o.oci.as_ref().map(|_| crate::mirror::oci::queue());
     let state = AppState {
         store: o.tuf.store().clone(),
         clock: o.clock.clone(),
         repo,
         metrics: metrics.clone(),
-        ingest: ingest.clone(),
+        ingest: queue.as_ref().map(|(tx, _)| tx.clone()),
+        ingest_token: o.ingest_token.clone(),
+        covers: o.oci.as_ref().map(|(m, _)| {
+            let m = m.clone();
+            Arc::new(move |r: &str| m.covers(r)) as crate::serve::Covers
+        }),
         tlog: o.tlog.as_ref().map(|(t, _)| t.clone()),
+        tasks: tasks.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&o.listen).await.with_context(|| format!("binding {}", o.listen))?;
     let addr = listener.local_addr()?;
-    let (stop, rx) = tokio::sync::watch::channel(false);
     let mut rx2 = rx.clone();
     let app = router(state.clone());
     let server = tokio::spawn(async move {
@@ -242,42 +259,56 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
             })
             .await
     });
+    if let (Some((m, _)), Some((_, qrx))) = (&o.oci, &queue) {
+        let (m, qrx) = (m.clone(), qrx.clone());
+        supervise::supervise(tasks.clone(), "ingest-queue", rx.clone(), move || crate::mirror::oci::run_queue(m.clone(), qrx.clone()));
+    }
     if let Some((t, every)) = o.tlog.clone() {
-        let mut stop_t = rx.clone();
-        tokio::spawn(async move {
-            loop {
-                t.sync().await;
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop_t.changed() => return,
+        let stop_t = rx.clone();
+        supervise::supervise(tasks.clone(), "witness", rx.clone(), move || {
+            let (t, mut stop_t) = (t.clone(), stop_t.clone());
+            async move {
+                loop {
+                    t.sync().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop_t.changed() => return,
+                    }
                 }
             }
         });
     }
     if let Some((m, every)) = o.oci {
-        let mut stop_oci = rx.clone();
+        let stop_oci = rx.clone();
         let witness = o.tlog.map(|(t, _)| t);
         // only items a policy's authority signed feed the witness: nothing else a registry holds
         // can make the witness fetch proofs or raise an alarm
         let engine = o.admission.as_ref().map(|(e, _)| e.clone());
-        let feeds = move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e));
-        tokio::spawn(async move {
-            loop {
-                m.sync().await;
-                if let Some(w) = &witness {
-                    let (proven, failed) = w.prove_mirrored(&feeds).await;
-                    if proven + failed > 0 {
-                        tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
+        let feeds = Arc::new(move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e)));
+        supervise::supervise(tasks.clone(), "oci-sync", rx.clone(), move || {
+            let (m, witness, feeds, mut stop_oci) = (m.clone(), witness.clone(), feeds.clone(), stop_oci.clone());
+            async move {
+                loop {
+                    m.sync().await;
+                    if let Some(w) = &witness {
+                        let (proven, failed) = w.prove_mirrored(&*feeds).await;
+                        if proven + failed > 0 {
+                            tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
+                        }
                     }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop_oci.changed() => return,
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop_oci.changed() => return,
+                    }
                 }
             }
         });
     }
-    let refresher = tokio::spawn(crate::serve::refresh_loop(o.tuf, metrics.clone(), o.refresh_interval, o.max_backoff, rx));
+    let (tuf, m2, ri, mb, rx3) = (o.tuf, metrics.clone(), o.refresh_interval, o.max_backoff, rx.clone());
+    let refresher = supervise::supervise(tasks.clone(), "tuf-refresh", rx, move || {
+        crate::serve::refresh_loop(tuf.clone(), m2.clone(), ri, mb, rx3.clone())
+    });
+    let ingest = queue.map(|(tx, _)| tx);
     let (webhook, engine) = match o.admission {
         Some((engine, wo)) => {
             if let Some(q) = ingest {

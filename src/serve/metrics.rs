@@ -43,7 +43,10 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("trustmirror_tuf");
+        // one root registry without a prefix: each part registers under its own
+        // (`trustmirror_tuf_…`, `trustmirror_admission_…`, `trustmirror_task_…`)
+        let mut root = Registry::default();
+        let r = root.sub_registry_with_prefix("trustmirror_tuf");
         let m = Self {
             registry: Mutex::new(Registry::default()),
             role_expiry: Family::default(),
@@ -68,7 +71,7 @@ impl Metrics {
         r.register("refresh_failures", "Failed refreshes by reason (persisted in the store)", m.failures.clone());
         r.register("refreshes", "Refreshes run by this process, by result", m.refreshes.clone());
         r.register("upstream_requests", "Requests made to the upstream by this process", m.requests.clone());
-        *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = r;
+        *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = root;
         m
     }
 

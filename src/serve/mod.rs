@@ -37,6 +37,9 @@ use crate::mirror::tuf_mirror::TufMirror;
 use crate::store::Store;
 use crate::store::repo_view;
 
+/// Does a reference fall inside the mirror's configured image patterns?
+pub type Covers = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
@@ -45,6 +48,12 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// On-demand OCI ingestion queue, when OCI mirroring is configured.
     pub ingest: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The bearer token `POST /oci/v1/ingest` requires (`None`: the endpoint is closed).
+    pub ingest_token: Option<String>,
+    /// Is a reference inside the mirror's configured patterns?
+    pub covers: Option<Covers>,
+    /// The supervised background tasks (readiness).
+    pub tasks: std::sync::Arc<crate::daemon::supervise::Tasks>,
     /// The transparency-log witness, when configured.
     pub tlog: Option<std::sync::Arc<crate::mirror::tlog_mirror::TlogMirror>>,
 }
@@ -117,6 +126,9 @@ fn lookup(store: &Store, repo: &str, path: &str) -> Result<Found, crate::store::
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
+    if let Err(e) = s.tasks.ready() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n"));
+    }
     match repo_view(&s.store, &s.repo, s.clock.now()) {
         Ok(v) if v.ready => text(StatusCode::OK, "ready\n".into()),
         Ok(v) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", v.not_ready_reason.unwrap_or_default())),

@@ -100,7 +100,21 @@ pub struct IngestQ {
     reference: String,
 }
 
-pub async fn ingest(State(s): State<AppState>, Query(q): Query<IngestQ>) -> Response {
+/// Queue an on-demand ingestion: authenticated (bearer token) and only for references inside the
+/// mirror's configured patterns — the service does not fetch from registries on anyone's say-so.
+pub async fn ingest(State(s): State<AppState>, h: HeaderMap, Query(q): Query<IngestQ>) -> Response {
+    let Some(token) = &s.ingest_token else {
+        return (StatusCode::FORBIDDEN, "on-demand ingestion is closed (set oci.ingest_token_file)\n").into_response();
+    };
+    let given = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    // compare in constant time: the token is a secret
+    let same = given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is required\n").into_response();
+    }
+    if !s.covers.as_ref().is_some_and(|c| c(&q.reference)) {
+        return (StatusCode::FORBIDDEN, format!("{}: outside the configured image patterns\n", q.reference)).into_response();
+    }
     match &s.ingest {
         Some(tx) => match tx.try_send(q.reference.clone()) {
             Ok(()) => (StatusCode::ACCEPTED, format!("queued {}\n", q.reference)).into_response(),

@@ -35,6 +35,9 @@ oci:
   images: {{ toJson .Values.oci.images }}
   insecure_registries: {{ toJson .Values.oci.insecureRegistries }}
   interval: {{ .Values.oci.interval | quote }}
+  {{- if .Values.oci.ingestTokenSecret }}
+  ingest_token_file: /etc/trustmirror/ingest/token
+  {{- end }}
 admission:
   listen: 0.0.0.0:8443
   tls:

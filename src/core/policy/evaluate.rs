@@ -365,11 +365,12 @@ impl<'a> Run<'a> {
                 continue;
             }
             if let Some(rego) = &req.rego {
-                let ok = found.iter().any(|(pt, pred)| super::rego::compliant(rego, pt, pred).unwrap_or(false));
-                if !ok {
+                let results: Vec<Result<bool, String>> = found.iter().map(|(pt, pred)| rego.compliant(pt, pred)).collect();
+                if !results.contains(&Ok(true)) {
+                    let why = results.iter().find_map(|r| r.as_ref().err()).map(|e| format!(" (rego: {e})")).unwrap_or_default();
                     self.fail(
                         Property::Attestation,
-                        format!("attestation {:?}: no {} attestation satisfies the policy", req.name, req.predicate_type),
+                        format!("attestation {:?}: no {} attestation satisfies the policy{why}", req.name, req.predicate_type),
                     );
                 }
             }

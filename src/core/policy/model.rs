@@ -111,7 +111,7 @@ pub struct NamedAuthority {
 pub struct AttestationReq {
     pub name: String,
     pub predicate_type: String,
-    pub rego: Option<String>,
+    pub rego: Option<super::rego::Rego>,
     /// Index of the authority that must have signed it (a ClusterImagePolicy authority's own
     /// `attestations`); `None`: any authority of the policy.
     pub authority: Option<usize>,

@@ -295,8 +295,7 @@ fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str) -> Resul
             match p.kind.as_str() {
                 "rego" => {
                     let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a rego policy needs data"))?;
-                    super::rego::compile(&format!("{name}.rego"), &data).map_err(|e| format!("{at}.policy: rego: {e}"))?;
-                    Some(data)
+                    Some(super::rego::compile(&format!("{name}.rego"), &data).map_err(|e| format!("{at}.policy: rego: {e}"))?)
                 }
                 t => return Err(format!("{at}.policy.type: attestation policy type {t:?} is not supported (rego is)")),
             }

@@ -1,25 +1,75 @@
 //! Rego attestation policies (policy-controller's contract: `data.sigstore.isCompliant` over
-//! `{predicateType, predicate}`), evaluated with regorus.
+//! `{predicateType, predicate}`), evaluated with regorus: compiled once when the policy loads,
+//! and every evaluation bounded in time (a policy that loops, or a predicate built to make it
+//! slow, costs at most [`EVAL_LIMIT`] and fails closed).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde_json::Value;
 
-/// A Rego engine for a policy: Rego v1 syntax, or v0 (what most policy-controller policies are
-/// written in) when v1 does not parse.
-pub fn compile(path: &str, rego: &str) -> Result<regorus::Engine, String> {
-    let mut e = regorus::Engine::new();
-    if e.add_policy(path.into(), rego.into()).is_ok() {
-        return Ok(e);
-    }
-    let mut e = regorus::Engine::new();
-    e.set_rego_v0(true);
-    e.add_policy(path.into(), rego.into()).map_err(|e| e.to_string())?;
-    Ok(e)
+/// Longest a single Rego evaluation may run.
+pub const EVAL_LIMIT: Duration = Duration::from_millis(200);
+
+/// A compiled attestation policy.
+#[derive(Clone)]
+pub struct Rego {
+    pub source: String,
+    engine: regorus::Engine,
 }
 
-/// policy-controller's Rego contract: `data.sigstore.isCompliant` over the attestation.
+impl std::fmt::Debug for Rego {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rego").field("bytes", &self.source.len()).finish()
+    }
+}
+
+/// A Rego engine for a policy: Rego v1 syntax, or v0 (what most policy-controller policies are
+/// written in) when v1 does not parse.
+pub fn compile(path: &str, rego: &str) -> Result<Rego, String> {
+    let mut e = regorus::Engine::new();
+    if e.add_policy(path.into(), rego.into()).is_err() {
+        e = regorus::Engine::new();
+        e.set_rego_v0(true);
+        e.add_policy(path.into(), rego.into()).map_err(|e| e.to_string())?;
+    }
+    e.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: EVAL_LIMIT,
+        check_interval: NonZeroU32::new(256).expect("non-zero"),
+    });
+    Ok(Rego { source: rego.to_string(), engine: e })
+}
+
+impl Rego {
+    /// policy-controller's Rego contract: `data.sigstore.isCompliant` over the attestation.
+    pub fn compliant(&self, predicate_type: &str, predicate: &Value) -> Result<bool, String> {
+        let mut e = self.engine.clone();
+        let input = serde_json::json!({"predicateType": predicate_type, "predicate": predicate});
+        e.set_input_json(&input.to_string()).map_err(|e| e.to_string())?;
+        e.eval_bool_query("data.sigstore.isCompliant".into(), false).map_err(|e| e.to_string())
+    }
+}
+
+/// Compile and evaluate in one go (tests, one-off checks).
 pub fn compliant(rego: &str, predicate_type: &str, predicate: &Value) -> Result<bool, String> {
-    let mut e = compile("attestation.rego", rego)?;
-    let input = serde_json::json!({"predicateType": predicate_type, "predicate": predicate});
-    e.set_input_json(&input.to_string()).map_err(|e| e.to_string())?;
-    e.eval_bool_query("data.sigstore.isCompliant".into(), false).map_err(|e| e.to_string())
+    compile("attestation.rego", rego)?.compliant(predicate_type, predicate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_that_never_ends_is_cut_off_and_fails_closed() {
+        let r = compile(
+            "loop.rego",
+            "package sigstore\nimport rego.v1\nisCompliant if { count([[x, y] | some x in numbers.range(1, 5000); some y in numbers.range(1, 5000)]) > 0 }\n",
+        )
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let res = r.compliant("x", &serde_json::json!({}));
+        assert!(res.is_err(), "{res:?}");
+        // the limit is checked between evaluation steps (a single builtin call runs to its end)
+        assert!(t0.elapsed() < EVAL_LIMIT * 5, "cut off after {:?}", t0.elapsed());
+    }
 }

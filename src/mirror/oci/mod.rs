@@ -38,7 +38,7 @@ use crate::core::clock::Clock;
 use crate::store::Store;
 use crate::trust::TrustRoot;
 
-pub use queue::spawn_queue;
+pub use queue::{QueueRx, queue, run_queue, spawn_queue};
 pub use registry::{
     Credentials, ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, OciSource, Registry, RegistryOptions, material_for_digest,
 };
@@ -123,6 +123,19 @@ impl OciMirror {
 
     pub fn config(&self) -> &OciMirrorConfig {
         &self.cfg
+    }
+
+    /// Is `reference` inside the configured image patterns (by repository, normalized)? Only
+    /// such references are ingested on demand.
+    pub fn covers(&self, reference: &str) -> bool {
+        let Ok(r) = crate::core::reference::parse(reference) else { return false };
+        self.cfg.images.iter().any(|p| {
+            if p.contains(['*', '?', '[']) {
+                glob::Pattern::new(&crate::core::reference::normalize_repository(p)).is_ok_and(|g| g.matches(&r.repository))
+            } else {
+                crate::core::reference::parse(p).is_ok_and(|c| c.repository == r.repository)
+            }
+        })
     }
 
     /// One full sync pass over every configured source.
