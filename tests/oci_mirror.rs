@@ -97,12 +97,12 @@ async fn sync_is_verified_incremental_and_served() {
     assert_eq!(t.digest, digest_of(&e, "good"));
     assert!(e.store.oci_subjects_with_predicate("https://spdx.dev/Document").unwrap().iter().any(|(_, d)| *d == digest_of(&e, "good")));
 
-    // nothing changed: the re-sync is one catalog request and one tag list per repository
-    // (plus oci-client's `GET /v2/` auth probes, one before each)
+    // nothing changed: the re-sync is one catalog request and one tag list per repository, and
+    // nothing else (no auth probes either)
     e.ps.take_log();
     let r = m.sync().await;
     assert_eq!((r.digests_ingested, r.tags_resolved), (0, 0));
-    let log: Vec<String> = e.ps.take_log().into_iter().filter(|l| l != "GET /v2/").collect();
+    let log: Vec<String> = e.ps.take_log();
     assert_eq!(log.len(), 1 + 13, "{log:#?}");
 
     // a second signature appended to the good image: the tag list does not change, so only the
@@ -245,6 +245,9 @@ async fn hostile_registries_are_recorded_and_the_sync_goes_on() {
     let (csig, _) = px.get_manifest("myorg/critical-cve", &format!("{}.sig", crit.replacen(':', "-", 1))).await.unwrap().unwrap();
     let csig: Value = serde_json::from_slice(&csig).unwrap();
     e.ps.fault(&format!("/blobs/{}", csig["layers"][0]["digest"].as_str().unwrap()), PFault::Endless);
+    // 3b. an endless *manifest* (the .att tag of the SLSA-L1 image): refused while it streams
+    let l1 = digest_of(&e, "slsa-level-1");
+    e.ps.fault(&format!("/manifests/{}.att", l1.replacen(':', "-", 1)), PFault::Endless);
     // 4. the banned-package image's attestations hang
     let banned = digest_of(&e, "banned-package");
     e.ps.fault(&format!("/manifests/{}.att", banned.replacen(':', "-", 1)), PFault::Hang);
@@ -256,7 +259,7 @@ async fn hostile_registries_are_recorded_and_the_sync_goes_on() {
     let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
     e.ps.hook(
         "/v2/myorg/app/manifests/v1.1.0",
-        Method::HEAD,
+        Method::GET,
         Arc::new(move || {
             let (mv, registry, done) = (mv.clone(), registry.clone(), done_tx.clone());
             tokio::spawn(async move {
@@ -274,8 +277,9 @@ async fn hostile_registries_are_recorded_and_the_sync_goes_on() {
     assert!(errs.contains(&fork) && (errs.contains("Invalid digest") || errs.contains("digest mismatch")), "{errs}");
     assert!(errs.contains(&crit) && errs.contains("exceeds"), "{errs}");
     assert!(errs.contains(&banned), "{errs}");
+    assert!(errs.lines().any(|l| l.contains(&l1) && l.contains("exceeds")), "an endless manifest is cut off: {errs}");
     // nothing partial for the failed digests
-    for d in [&fork, &crit, &banned] {
+    for d in [&fork, &crit, &banned, &l1] {
         assert!(one(&e.store, d).unwrap().is_none(), "{d} must not be stored");
     }
     // the replayed signature is recorded, refused, with its reason
@@ -296,7 +300,7 @@ async fn hostile_registries_are_recorded_and_the_sync_goes_on() {
     let r = m.sync().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(e.store.oci_tag(&format!("{}/myorg/app", e.proxy), "v1.1.0").unwrap().unwrap().digest, moved_to);
-    for d in [&fork, &crit, &banned] {
+    for d in [&fork, &crit, &banned, &l1] {
         assert!(one(&e.store, d).unwrap().is_some(), "{d} ingested once the registry behaves");
     }
     e.tb.shutdown().await;

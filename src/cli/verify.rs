@@ -230,7 +230,7 @@ async fn material(a: &ImageArgs) -> anyhow::Result<crate::mirror::oci::ImageMate
         credentials: a.credentials.credentials(),
         ..Default::default()
     };
-    Ok(OciSource::registry(&opts).image_material(image).await?)
+    Ok(OciSource::registry(&opts)?.image_material(image).await?)
 }
 
 /// A signature-bearing item: label, bundle (or why none could be built), the `.sig` payload.

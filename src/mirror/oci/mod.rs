@@ -21,6 +21,7 @@
 //! | [`ingest`] | fetch, verify and store one digest's material |
 //! | [`queue`] | the on-demand ingestion queue admission feeds on a miss |
 
+pub mod http;
 pub mod ingest;
 pub mod layout;
 pub mod plan;
@@ -39,9 +40,7 @@ use crate::store::Store;
 use crate::trust::TrustRoot;
 
 pub use queue::{QueueRx, queue, run_queue, spawn_queue};
-pub use registry::{
-    Credentials, ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, OciSource, Registry, RegistryOptions, material_for_digest,
-};
+pub use registry::{Credentials, ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, OciSource, Registry, RegistryOptions};
 
 #[derive(Debug, Clone)]
 pub struct OciMirrorConfig {
@@ -107,7 +106,10 @@ pub struct OciMirror {
 impl OciMirror {
     /// `trust` hands out the trust root to verify with (normally the [`crate::trust::TrustSource`]).
     pub fn new(store: Arc<Store>, cfg: OciMirrorConfig, clock: Arc<dyn Clock>, trust: Arc<dyn TrustRoot>) -> Self {
-        let registry = Registry::new(cfg.registry.clone(), cfg.retries, cfg.op_timeout);
+        let registry = Registry::new(cfg.registry.clone(), cfg.retries, cfg.op_timeout).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "registry client: falling back to the defaults");
+            Registry::new(RegistryOptions::default(), cfg.retries, cfg.op_timeout).expect("default registry client")
+        });
         Self { store, cfg, clock, trust, registry, progress: false }
     }
 

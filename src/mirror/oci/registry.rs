@@ -1,20 +1,20 @@
-//! Registry access (oci-client; anonymous, basic or bearer; HTTPS, plain HTTP only for hosts
-//! explicitly marked insecure): listing, tag resolution, and an image's cosign material — `.sig`,
-//! `.att` and `.sbom` layers, and Sigstore bundles attached as referrers (the referrers API, or
-//! the referrers tag schema). Sizes are bounded and every blob is checked against its digest.
-//! [`Registry`] adds what a mirror needs on top: per-host credentials, retries with backoff and a
-//! time limit per operation.
+//! Registry access (anonymous, basic or bearer; HTTPS, plain HTTP only for hosts explicitly marked
+//! insecure) over the bounded client in [`super::http`]: listing, tag resolution, and an image's
+//! cosign material — `.sig`, `.att` and `.sbom` layers, and Sigstore bundles attached as referrers
+//! (the referrers API, or the referrers tag schema). Every response is bounded while it streams
+//! and every blob and manifest is checked against its digest. [`Registry`] adds what a mirror
+//! needs on top: per-host credentials, retries with backoff and a time limit per operation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::http::Http;
 use crate::core::cosign::{BUNDLE_V03, CosignLayer};
 use crate::core::digest::sha256_digest;
 
@@ -134,29 +134,17 @@ impl RegistryOptions {
     pub fn auth_for(&self, host: &str) -> RegistryAuth {
         self.per_host.get(host).unwrap_or(&self.credentials).auth()
     }
-
-    /// The oci-client for these options.
-    pub fn client(&self) -> Client {
-        Client::new(ClientConfig {
-            protocol: if self.insecure_hosts.is_empty() {
-                ClientProtocol::Https
-            } else {
-                ClientProtocol::HttpsExcept(self.insecure_hosts.clone())
-            },
-            ..Default::default()
-        })
-    }
 }
 
 /// Where `verify` reads an image from: a registry or a layout directory.
 pub enum OciSource {
-    Registry { client: Client, opts: RegistryOptions },
+    Registry(Box<Registry>),
     Layout { dir: PathBuf },
 }
 
 impl OciSource {
-    pub fn registry(o: &RegistryOptions) -> Self {
-        OciSource::Registry { client: o.client(), opts: o.clone() }
+    pub fn registry(o: &RegistryOptions) -> Result<Self, OciError> {
+        Ok(OciSource::Registry(Box::new(Registry::new(o.clone(), 1, Duration::from_secs(60))?)))
     }
 
     pub fn layout(dir: &Path) -> Self {
@@ -166,10 +154,7 @@ impl OciSource {
     /// Fetch an image (by tag or digest; for layouts, `reference` may be empty) and its material.
     pub async fn image_material(&self, reference: &str) -> Result<ImageMaterial, OciError> {
         match self {
-            OciSource::Registry { client, opts } => {
-                let host = reference.split('/').next().unwrap_or_default();
-                registry_material(client, &opts.auth_for(host), reference).await
-            }
+            OciSource::Registry(r) => r.image_material(reference).await,
             OciSource::Layout { dir } => super::layout::layout_material(dir, reference),
         }
     }
@@ -211,140 +196,12 @@ pub(super) fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, O
         .collect()
 }
 
-async fn registry_material(client: &Client, auth: &RegistryAuth, reference: &str) -> Result<ImageMaterial, OciError> {
-    let r: Reference =
-        reference.parse().map_err(|e| OciError::Malformed { what: reference.into(), detail: format!("invalid image reference: {e}") })?;
-    let (manifest, digest) = client.pull_manifest_raw(&r, auth, ACCEPT).await.map_err(|e| fetch_err(reference, e))?;
-    if manifest.len() > MAX_MANIFEST {
-        return Err(OciError::TooLarge { what: reference.into(), size: manifest.len(), max: MAX_MANIFEST });
-    }
-    check_digest(reference, &manifest, &digest)?;
-    if let Some(d) = r.digest()
-        && d != digest
-    {
-        return Err(OciError::Digest { what: reference.into(), got: digest, want: d.into() });
-    }
-    let name = format!("{}/{}", r.registry(), r.repository());
-    let mut out = ImageMaterial { name: name.clone(), digest: digest.clone(), manifest: manifest.to_vec(), ..Default::default() };
-    material_for_digest(client, auth, &name, &digest, None, &mut out).await?;
-    Ok(out)
-}
-
-/// Is this a "not found" from the registry (no such tag / manifest)?
-pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
-    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
-    match e {
-        E::ImageManifestNotFoundError(_) => true,
-        E::RegistryError { envelope, .. } => {
-            envelope.errors.iter().any(|x| matches!(x.code, C::ManifestUnknown | C::NameUnknown | C::NotFound))
-        }
-        E::ServerError { code, .. } => *code == 404,
-        _ => false,
-    }
-}
-
-/// The cosign tags and referrers of `digest` in repository `name` (`registry/repo`). With
-/// `present` (the repository's tag list), cosign tags that are not listed are not requested.
-pub async fn material_for_digest(
-    client: &Client,
-    auth: &RegistryAuth,
-    name: &str,
-    digest: &str,
-    present: Option<&BTreeSet<String>>,
-    out: &mut ImageMaterial,
-) -> Result<(), OciError> {
-    let prefix = digest.replacen(':', "-", 1);
-    let mut fetched = 0usize;
-    for suffix in ["sig", "att", "sbom"] {
-        let tag = format!("{prefix}.{suffix}");
-        if present.is_some_and(|p| !p.contains(&tag)) {
-            continue;
-        }
-        let tr: Reference = format!("{name}:{tag}").parse().map_err(|e| fetch_err(name, e))?;
-        let (m, md) = match client.pull_manifest_raw(&tr, auth, ACCEPT).await {
-            Ok(x) => x,
-            Err(e) if is_not_found(&e) => continue, // no material of that kind
-            Err(e) => return Err(fetch_err(&format!("{name}:{tag}"), e)),
-        };
-        if m.len() > MAX_MANIFEST {
-            return Err(OciError::TooLarge { what: format!("{name}:{tag}"), size: m.len(), max: MAX_MANIFEST });
-        }
-        out.sources.insert(tag.clone(), md);
-        let what = format!("{name}:{tag}");
-        for (mt, d, ann) in layers_of(&what, &m)? {
-            let content = pull_blob(client, &tr, &d).await?;
-            budget(&mut fetched, content.len(), &what)?;
-            let l = CosignLayer { media_type: mt, content, annotations: ann };
-            match suffix {
-                "sig" => out.sig_layers.push(l),
-                "att" => out.att_layers.push(l),
-                _ => out.sbom_layers.push(l),
-            }
-        }
-    }
-    let ir: Reference = format!("{name}@{digest}").parse().map_err(|e| fetch_err(name, e))?;
-    if let Ok(index) = client.pull_referrers(&ir, None).await {
-        if !index.manifests.is_empty() {
-            let mut ids: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
-            ids.sort();
-            out.sources.insert("referrers".into(), sha256_digest(ids.join(",").as_bytes()));
-        }
-        let bundles: Vec<_> = index.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_V03)).collect();
-        if bundles.len() > MAX_REFERRERS {
-            return Err(OciError::TooLarge { what: format!("{name}@{digest}: referrers"), size: bundles.len(), max: MAX_REFERRERS });
-        }
-        for desc in bundles {
-            let what = format!("{name}@{}", desc.digest);
-            let mr: Reference = what.parse().map_err(|e| fetch_err(name, e))?;
-            let (m, _) = client.pull_manifest_raw(&mr, auth, ACCEPT).await.map_err(|e| fetch_err(&what, e))?;
-            check_digest(&what, &m, &desc.digest)?;
-            let mv: Value = serde_json::from_slice(&m).map_err(|e| OciError::Malformed { what: what.clone(), detail: e.to_string() })?;
-            // the tag-schema index is just a tag: anyone who can push can list a manifest there
-            if mv["subject"]["digest"].as_str() != Some(digest) {
-                out.skipped.push(format!("{what}: its subject is {:?}, not {digest}", mv["subject"]["digest"].as_str()));
-                continue;
-            }
-            let pt = desc.annotations.as_ref().and_then(|a| a.get("dev.sigstore.bundle.predicateType").cloned());
-            for (mt, d, _) in layers_of(&what, &m)? {
-                if mt == BUNDLE_V03 {
-                    let b = pull_blob(client, &mr, &d).await?;
-                    budget(&mut fetched, b.len(), &what)?;
-                    out.bundles.push((pt.clone(), b));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 fn budget(fetched: &mut usize, n: usize, what: &str) -> Result<(), OciError> {
     *fetched += n;
     if *fetched > MAX_DIGEST_BYTES {
         return Err(OciError::TooLarge { what: format!("{what}: material"), size: *fetched, max: MAX_DIGEST_BYTES });
     }
     Ok(())
-}
-
-/// Read a blob, refusing more than [`MAX_BLOB`] bytes while streaming, and check its digest.
-pub async fn pull_blob(client: &Client, r: &Reference, digest: &str) -> Result<Vec<u8>, OciError> {
-    use futures_util::StreamExt;
-    let what = format!("blob {digest}");
-    let mut s = client.pull_blob_stream(r, digest).await.map_err(|e| fetch_err(&what, e))?;
-    if let Some(l) = s.content_length
-        && l as usize > MAX_BLOB
-    {
-        return Err(OciError::TooLarge { what, size: l as usize, max: MAX_BLOB });
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = s.stream.next().await {
-        let chunk = chunk.map_err(|e| fetch_err(&what, e))?;
-        if buf.len() + chunk.len() > MAX_BLOB {
-            return Err(OciError::TooLarge { what, size: buf.len() + chunk.len(), max: MAX_BLOB });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    check_digest(&what, &buf, digest)?;
-    Ok(buf)
 }
 
 /// Page size asked for in `_catalog` and `tags/list`.
@@ -370,25 +227,46 @@ pub(super) fn paginate(out: &mut Vec<String>, page: Vec<String>, last: &mut Opti
     full && out.len() > before && out.len() < 1_000_000
 }
 
+/// `registry/repo` → (`registry`, `repo`).
+fn split(repo: &str) -> Result<(&str, &str), OciError> {
+    repo.split_once('/')
+        .filter(|(h, n)| !h.is_empty() && !n.is_empty())
+        .ok_or_else(|| OciError::reference(repo, "expected registry/repository"))
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, OciError> {
+    serde_json::from_slice(b).map_err(|e| OciError::Malformed { what: what.into(), detail: format!("not the expected JSON: {e}") })
+}
+
+#[derive(Deserialize)]
+struct CatalogPage {
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct TagsPage {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
 /// A registry client for mirroring: credentials per host, every operation retried with backoff
-/// and bounded in time (a registry that stops answering costs one timeout per attempt).
+/// and bounded in time (a registry that stops answering costs one timeout per attempt) and in
+/// size (every response bounded while it streams).
 pub struct Registry {
-    pub client: Client,
+    http: Http,
     pub opts: RegistryOptions,
     pub retries: u32,
     pub op_timeout: Duration,
 }
 
 impl Registry {
-    pub fn new(opts: RegistryOptions, retries: u32, op_timeout: Duration) -> Self {
-        Self { client: opts.client(), opts, retries, op_timeout }
-    }
-
-    pub fn auth_for(&self, host: &str) -> RegistryAuth {
-        self.opts.auth_for(host)
+    pub fn new(opts: RegistryOptions, retries: u32, op_timeout: Duration) -> Result<Self, OciError> {
+        Ok(Self { http: Http::new(&opts)?, opts, retries, op_timeout })
     }
 
     /// Run `f` until it succeeds, at most `retries + 1` times, each bounded by `op_timeout`.
+    /// A response over a size limit is not retried (it would be as large the next time).
     pub async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, OciError>
     where
         F: FnMut() -> Fut,
@@ -403,6 +281,7 @@ impl Registry {
             };
             match res {
                 Ok(v) => return Ok(v),
+                Err(e @ OciError::TooLarge { .. }) => return Err(e),
                 Err(e) => {
                     if attempt < self.retries {
                         tracing::debug!(what, attempt, error = %e, "retrying");
@@ -415,10 +294,6 @@ impl Registry {
         }
         let last = last.expect("at least one attempt");
         Err(OciError::Exhausted { what: what.into(), attempts: self.retries + 1, last: Box::new(last) })
-    }
-
-    fn reference(s: &str) -> Result<Reference, OciError> {
-        s.parse().map_err(|e| OciError::reference(s, e))
     }
 
     /// Collect a paginated listing: `page(last)` fetches the page after `last` (each retried).
@@ -437,16 +312,25 @@ impl Registry {
         }
     }
 
+    fn page_query(last: &Option<String>) -> String {
+        let mut q = format!("?n={PAGE}");
+        if let Some(l) = last {
+            q.push_str("&last=");
+            q.push_str(&percent_encoding::utf8_percent_encode(l, percent_encoding::NON_ALPHANUMERIC).to_string());
+        }
+        q
+    }
+
     /// Every repository of `host` (`_catalog`, paginated).
     pub async fn catalog(&self, host: &str) -> Result<Vec<String>, OciError> {
-        let r = Self::reference(&format!("{host}/catalog:latest"))?;
-        let auth = self.auth_for(host);
         let what = format!("catalog of {host}");
         self.paged(&what, |last| {
-            let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+            let what = what.clone();
             async move {
-                let p = self.client.catalog(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| fetch_err(&what, e))?;
-                Ok(p.repositories)
+                let r =
+                    self.http.get(host, &format!("/v2/_catalog{}", Self::page_query(&last)), &["application/json"], MAX_MANIFEST).await?;
+                let r = r.ok_or_else(|| OciError::Fetch { what: what.clone(), detail: "the registry has no catalog (HTTP 404)".into() })?;
+                Ok(json_of::<CatalogPage>(&what, &r.body)?.repositories.unwrap_or_default())
             }
         })
         .await
@@ -454,29 +338,49 @@ impl Registry {
 
     /// Every tag of `repo` (`registry/repo`, paginated).
     pub async fn list_tags(&self, repo: &str) -> Result<BTreeSet<String>, OciError> {
-        let r = Self::reference(&format!("{repo}:latest"))?;
-        let auth = self.auth_for(r.registry());
+        let (host, name) = split(repo)?;
         let what = format!("tags of {repo}");
         let tags = self
             .paged(&what, |last| {
-                let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
+                let what = what.clone();
                 async move {
-                    let p = self.client.list_tags(&r, &auth, Some(PAGE), last.as_deref()).await.map_err(|e| fetch_err(&what, e))?;
-                    Ok(p.tags)
+                    let path = format!("/v2/{name}/tags/list{}", Self::page_query(&last));
+                    match self.http.get(host, &path, &["application/json"], MAX_MANIFEST).await? {
+                        Some(r) => Ok(json_of::<TagsPage>(&what, &r.body)?.tags.unwrap_or_default()),
+                        None => Ok(vec![]),
+                    }
                 }
             })
             .await?;
         Ok(tags.into_iter().collect())
     }
 
+    /// A manifest by tag or digest: its bytes and digest (computed, and checked against the
+    /// digest asked for). `Ok(None)`: not found.
+    async fn fetch_manifest(&self, repo: &str, reference: &str) -> Result<Option<(Vec<u8>, String)>, OciError> {
+        let (host, name) = split(repo)?;
+        let what = format!("{repo}:{reference}");
+        let Some(r) = self.http.get(host, &format!("/v2/{name}/manifests/{reference}"), ACCEPT, MAX_MANIFEST).await? else {
+            return Ok(None);
+        };
+        let digest = sha256_digest(&r.body);
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(OciError::Digest { what, got: digest, want: reference.into() });
+        }
+        Ok(Some((r.body, digest)))
+    }
+
     /// The digest a tag (or digest reference) resolves to now.
     pub async fn resolve(&self, reference: &str) -> Result<String, OciError> {
-        let r = Self::reference(reference)?;
-        let auth = self.auth_for(r.registry());
+        let r: Reference = reference.parse().map_err(|e| OciError::reference(reference, e))?;
+        let repo = format!("{}/{}", r.registry(), r.repository());
+        let tag = r.digest().map(str::to_string).unwrap_or_else(|| r.tag().unwrap_or("latest").to_string());
         let what = format!("resolve {reference}");
-        self.retry(&what, || {
-            let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
-            async move { self.client.fetch_manifest_digest(&r, &auth).await.map_err(|e| fetch_err(&what, e)) }
+        self.retry(&what, || async {
+            match self.fetch_manifest(&repo, &tag).await? {
+                Some((_, d)) => Ok(d),
+                None => Err(OciError::Fetch { what: what.clone(), detail: "manifest unknown (HTTP 404)".into() }),
+            }
         })
         .await
     }
@@ -484,26 +388,56 @@ impl Registry {
     /// The manifest `repo@digest`, checked against its digest and bounded in size.
     pub async fn manifest(&self, repo: &str, digest: &str) -> Result<Vec<u8>, OciError> {
         let what = format!("{repo}@{digest}");
-        let r = Self::reference(&what)?;
-        let auth = self.auth_for(r.registry());
-        let (manifest, md) = self
-            .retry(&what, || {
-                let (r, auth, what) = (r.clone(), auth.clone(), what.clone());
-                async move { self.client.pull_manifest_raw(&r, &auth, ACCEPT).await.map_err(|e| fetch_err(&what, e)) }
-            })
-            .await?;
-        if manifest.len() > MAX_MANIFEST {
-            return Err(OciError::TooLarge { what, size: manifest.len(), max: MAX_MANIFEST });
-        }
-        if md != digest {
-            return Err(OciError::Digest { what, got: md, want: digest.into() });
-        }
-        check_digest(&what, &manifest, digest)?;
-        Ok(manifest.to_vec())
+        self.retry(&what, || async {
+            match self.fetch_manifest(repo, digest).await? {
+                Some((m, _)) => Ok(m),
+                None => Err(OciError::Fetch { what: what.clone(), detail: "manifest unknown (HTTP 404)".into() }),
+            }
+        })
+        .await
     }
 
-    /// The cosign material and referrers of `repo@digest` (see [`material_for_digest`]), retried
-    /// as a whole: a half-fetched set is never returned.
+    /// A blob of `repo`, bounded by [`MAX_BLOB`] while it streams, checked against its digest.
+    pub async fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>, OciError> {
+        let (host, name) = split(repo)?;
+        let what = format!("blob {digest}");
+        if !crate::core::digest::is_digest(digest) {
+            return Err(OciError::Malformed { what, detail: "not a sha256 digest".into() });
+        }
+        let r = self
+            .http
+            .get(host, &format!("/v2/{name}/blobs/{digest}"), &["*/*"], MAX_BLOB)
+            .await?
+            .ok_or_else(|| OciError::Fetch { what: what.clone(), detail: "blob unknown (HTTP 404)".into() })?;
+        check_digest(&what, &r.body, digest)?;
+        Ok(r.body)
+    }
+
+    /// The referrers of `repo@digest`: the referrers API, else the tag schema (`sha256-<hex>`).
+    async fn referrers(&self, repo: &str, digest: &str) -> Result<Option<Value>, OciError> {
+        let (host, name) = split(repo)?;
+        if let Some(r) = self
+            .http
+            .get(host, &format!("/v2/{name}/referrers/{digest}"), &["application/vnd.oci.image.index.v1+json"], MAX_MANIFEST)
+            .await?
+        {
+            return json_of(&format!("referrers of {repo}@{digest}"), &r.body).map(Some);
+        }
+        Ok(self.fetch_manifest(repo, &digest.replacen(':', "-", 1)).await?.map(|(m, _)| serde_json::from_slice(&m).unwrap_or(Value::Null)))
+    }
+
+    /// An image by tag or digest, and its material (the CLI's `verify`).
+    pub async fn image_material(&self, reference: &str) -> Result<ImageMaterial, OciError> {
+        let r: Reference = reference.parse().map_err(|e| OciError::reference(reference, e))?;
+        let repo = format!("{}/{}", r.registry(), r.repository());
+        let digest = self.resolve(reference).await?;
+        let manifest = self.manifest(&repo, &digest).await?;
+        self.material(&repo, &digest, manifest, None).await
+    }
+
+    /// The cosign material and referrers of `repo@digest`, retried as a whole: a half-fetched
+    /// set is never returned. With `present` (the repository's tag list), cosign tags that are
+    /// not listed are not requested.
     pub async fn material(
         &self,
         repo: &str,
@@ -511,18 +445,79 @@ impl Registry {
         manifest: Vec<u8>,
         present: Option<&BTreeSet<String>>,
     ) -> Result<ImageMaterial, OciError> {
-        let host = repo.split('/').next().unwrap_or_default();
-        let auth = self.auth_for(host);
         let base = ImageMaterial { name: repo.to_string(), digest: digest.to_string(), manifest, ..Default::default() };
         self.retry(&format!("material of {repo}@{digest}"), || {
             let mut fresh = base.clone();
-            let auth = auth.clone();
             async move {
-                material_for_digest(&self.client, &auth, repo, digest, present, &mut fresh).await?;
+                self.material_once(repo, digest, present, &mut fresh).await?;
                 Ok(fresh)
             }
         })
         .await
+    }
+
+    async fn material_once(
+        &self,
+        repo: &str,
+        digest: &str,
+        present: Option<&BTreeSet<String>>,
+        out: &mut ImageMaterial,
+    ) -> Result<(), OciError> {
+        let prefix = digest.replacen(':', "-", 1);
+        let mut fetched = 0usize;
+        for suffix in ["sig", "att", "sbom"] {
+            let tag = format!("{prefix}.{suffix}");
+            if present.is_some_and(|p| !p.contains(&tag)) {
+                continue;
+            }
+            let Some((m, md)) = self.fetch_manifest(repo, &tag).await? else { continue };
+            out.sources.insert(tag.clone(), md);
+            let what = format!("{repo}:{tag}");
+            for (mt, d, ann) in layers_of(&what, &m)? {
+                let content = self.blob(repo, &d).await?;
+                budget(&mut fetched, content.len(), &what)?;
+                let l = CosignLayer { media_type: mt, content, annotations: ann };
+                match suffix {
+                    "sig" => out.sig_layers.push(l),
+                    "att" => out.att_layers.push(l),
+                    _ => out.sbom_layers.push(l),
+                }
+            }
+        }
+        let Some(index) = self.referrers(repo, digest).await? else { return Ok(()) };
+        let descs = index["manifests"].as_array().cloned().unwrap_or_default();
+        if !descs.is_empty() {
+            let mut ids: Vec<&str> = descs.iter().filter_map(|d| d["digest"].as_str()).collect();
+            ids.sort();
+            out.sources.insert("referrers".into(), sha256_digest(ids.join(",").as_bytes()));
+        }
+        let bundles: Vec<&Value> = descs.iter().filter(|d| d["artifactType"].as_str() == Some(BUNDLE_V03)).collect();
+        if bundles.len() > MAX_REFERRERS {
+            return Err(OciError::TooLarge { what: format!("{repo}@{digest}: referrers"), size: bundles.len(), max: MAX_REFERRERS });
+        }
+        for desc in bundles {
+            let Some(md) = desc["digest"].as_str() else { continue };
+            let what = format!("{repo}@{md}");
+            let (m, _) = self
+                .fetch_manifest(repo, md)
+                .await?
+                .ok_or_else(|| OciError::Fetch { what: what.clone(), detail: "referrer manifest unknown".into() })?;
+            let mv: Value = json_of(&what, &m)?;
+            // the tag-schema index is just a tag: anyone who can push can list a manifest there
+            if mv["subject"]["digest"].as_str() != Some(digest) {
+                out.skipped.push(format!("{what}: its subject is {:?}, not {digest}", mv["subject"]["digest"].as_str()));
+                continue;
+            }
+            let pt = desc["annotations"]["dev.sigstore.bundle.predicateType"].as_str().map(str::to_string);
+            for (mt, d, _) in layers_of(&what, &m)? {
+                if mt == BUNDLE_V03 {
+                    let b = self.blob(repo, &d).await?;
+                    budget(&mut fetched, b.len(), &what)?;
+                    out.bundles.push((pt.clone(), b));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
