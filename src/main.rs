@@ -11,7 +11,16 @@ fn main() {
     let cli = trustmirror::cli::Cli::parse();
     let quiet = matches!(cli.cmd, trustmirror::cli::Cmd::Demo { .. });
     trustmirror::cli::init_logging_with(cli.log_format, if quiet { "warn" } else { "info" });
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Memory that stays flat under load: glibc gives every thread that allocates its own malloc
+    // arena (up to 8 per core) and keeps their freed memory; two arenas serve a process whose
+    // work is bounded by its worker and blocking threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+    // Blocking work (admission decisions, store reads behind HTTP) runs on a bounded pool: past
+    // it, work waits for a thread instead of each request growing the process by one.
+    let blocking = std::env::var("TRUSTMIRROR_BLOCKING_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(blocking).build().expect("tokio runtime");
     match rt.block_on(trustmirror::cli::run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

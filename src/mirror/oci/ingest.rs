@@ -263,6 +263,20 @@ impl OciMirror {
         Ok((verified, rejected))
     }
 
+    /// Verify and store material obtained elsewhere (an OCI layout, an air-gap bundle, a
+    /// benchmark's generator): the same verification and record as a registry sync.
+    pub fn ingest_material(&self, m: &ImageMaterial) -> Result<(usize, usize), OciError> {
+        let v: Value = serde_json::from_slice(&m.manifest).unwrap_or(Value::Null);
+        let mt = v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
+        let children: Vec<String> = v["manifests"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["digest"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let tm = self.trust.current();
+        let previous = self.store.oci_material(&m.name, &m.digest).map_err(|e| OciError::store(&m.name, e))?;
+        self.verify_and_store(m, &mt, children, &tm, previous.as_ref())
+    }
+
     pub(super) async fn ingest_layout(&self, dir: &Path, report: &mut SyncReport) -> Result<(), OciError> {
         let m = super::layout::layout_material(dir, "")?;
         let v: Value = serde_json::from_slice(&m.manifest).unwrap_or(Value::Null);
