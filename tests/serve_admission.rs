@@ -53,6 +53,7 @@ admission:
   policies: [{pol}]
   banned_packages: {banned}
   audit_file: {audit}
+  exemptions: {exemptions}
 "#,
         store = dir.path().join("s.redb").display(),
         tuf = tb.env["TUF_URL"],
@@ -63,7 +64,18 @@ admission:
         pol = dir.path().join("policy.yaml").display(),
         banned = dir.path().join("banned.yaml").display(),
         audit = dir.path().join("audit.jsonl").display(),
+        exemptions = dir.path().join("exemptions.yaml").display(),
     );
+    let now = jiff::Timestamp::now();
+    std::fs::write(
+        dir.path().join("exemptions.yaml"),
+        format!(
+            "exemptions:\n- namespace: incident\n  reason: INC-4711 rollback\n  createdAt: \"{}\"\n  expiresAt: \"{}\"\n",
+            now - jiff::SignedDuration::from_mins(1),
+            now + jiff::SignedDuration::from_hours(1)
+        ),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_trustmirror"))
         .args(["serve", "--config"])
@@ -99,27 +111,39 @@ admission:
     }
     // the bundles' checkpoints are proven right after the first OCI sync; give it a moment
     let good = tb.scenario("good").unwrap().digest_ref.clone();
-    let post = |img: String| {
+    let post_in = |ns: &'static str, img: String| {
         let (c, u) = (client.clone(), format!("{base}/validate"));
         async move {
-            let r = c.post(u).json(&review::request_for("u", "prod", &review::pod("p", "prod", &[&img]))).send().await.unwrap();
+            let r = c.post(u).json(&review::request_for("u", ns, &review::pod("p", ns, &[&img]))).send().await.unwrap();
             r.json::<serde_json::Value>().await.unwrap()["response"].clone()
         }
     };
+    let post = |img: String| post_in("prod", img);
     let mut v = post(good.clone()).await;
     while v["allowed"] != true && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(300)).await;
         v = post(good.clone()).await;
     }
     assert_eq!(v["allowed"], true, "{v}");
-    let v = post(tb.scenario("critical-cve").unwrap().digest_ref.clone()).await;
+    // checkpoints are proven image by image after the sync: wait until this image's are too
+    let cve = tb.scenario("critical-cve").unwrap().digest_ref.clone();
+    let mut v = post(cve.clone()).await;
+    while !v["status"]["message"].as_str().unwrap_or_default().contains("CVE-2024-3094") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        v = post(cve.clone()).await;
+    }
     assert_eq!(v["allowed"], false);
     assert!(v["status"]["message"].as_str().unwrap().contains("CVE-2024-3094"), "{v}");
+    // the same image in a namespace under a break-glass exemption: admitted, with a warning
+    let v = post_in("incident", tb.scenario("critical-cve").unwrap().digest_ref.clone()).await;
+    assert_eq!(v["allowed"], true, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("INC-4711"), "{v}");
     // metrics and the witness on the HTTP port
     let h = reqwest::Client::new();
     let m = h.get(format!("http://127.0.0.1:{http}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("trustmirror_admission_reviews_total{endpoint=\"validate\",verdict=\"denied\"}"), "{m}");
     assert!(m.contains("trustmirror_tuf_ready"));
+    metrics_as_documented(&m);
     let vk = h.get(format!("http://127.0.0.1:{http}/tlog/v1/witness")).send().await.unwrap().text().await.unwrap();
     assert_eq!(vk.trim(), w.vkey());
     let logs: serde_json::Value = h.get(format!("http://127.0.0.1:{http}/tlog/v1/logs")).send().await.unwrap().json().await.unwrap();
@@ -137,4 +161,63 @@ admission:
     }
     assert!(std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap().contains("CVE-2024-3094"));
     tb.shutdown().await;
+}
+
+/// The metric families the README documents, by exact name and type. The README writes a family
+/// in full once (`trustmirror_admission_reviews_total`) and abbreviates its siblings
+/// (`…_images_total` is `trustmirror_admission_images_total`).
+fn documented_families() -> std::collections::BTreeMap<String, &'static str> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut prefix = String::new();
+    for code in readme.split('`').skip(1).step_by(2) {
+        let name = code.split('{').next().unwrap();
+        let full = if let Some(rest) = name.strip_prefix("…_") {
+            if prefix.is_empty() {
+                continue;
+            }
+            format!("{prefix}_{rest}")
+        } else if name.starts_with("trustmirror_") && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            prefix = name.splitn(3, '_').take(2).collect::<Vec<_>>().join("_");
+            name.to_string()
+        } else {
+            continue;
+        };
+        let (family, kind) = match full.strip_suffix("_total") {
+            Some(f) => (f.to_string(), "counter"),
+            None if full.ends_with("_duration_seconds") => (full.clone(), "histogram"),
+            None => (full.clone(), "gauge"),
+        };
+        out.insert(family, kind);
+    }
+    out
+}
+
+/// `/metrics` exposes every documented family under its exact name and type, nothing
+/// undocumented, one prefix, and latency buckets fine enough for sub-millisecond reviews.
+fn metrics_as_documented(exposition: &str) {
+    let doc = documented_families();
+    assert!(doc.len() >= 19, "the README documents too few metric families: {doc:?}");
+    let exposed: std::collections::BTreeMap<&str, &str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next().unwrap(), it.next().unwrap())
+        })
+        .collect();
+    for (family, kind) in &doc {
+        assert_eq!(exposed.get(family.as_str()), Some(kind), "documented family {family} ({kind}) is not exposed as such:\n{exposition}");
+    }
+    for (family, kind) in &exposed {
+        assert!(doc.contains_key(*family), "{family} ({kind}) is exposed but not documented in the README");
+        assert_eq!(family.matches("trustmirror").count(), 1, "{family}: one prefix");
+    }
+    // the buckets resolve sub-millisecond reviews (what the service bench measures warm)
+    let bounds: Vec<f64> = exposition
+        .lines()
+        .filter(|l| l.starts_with("trustmirror_admission_review_duration_seconds_bucket{") && l.contains("endpoint=\"validate\""))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse().ok())
+        .collect();
+    assert!(bounds.iter().filter(|b| **b < 0.001).count() >= 3, "at least three buckets under 1 ms: {bounds:?}");
 }

@@ -374,9 +374,11 @@ impl Engine {
         // the witnessed logs' state, when a policy looks at it (an alarm or a new witnessed
         // checkpoint changes decisions)
         let tlog_epoch = if policy.uses_transparency() {
-            match self.store.tlog_states() {
-                Ok(states) => {
+            match self.store.tlog_states().and_then(|s| Ok((s, self.store.tlog_roots_count()?))) {
+                Ok((states, proven)) => {
                     let mut h = Sha256::new();
+                    // a bundle checkpoint proven since is a different decision
+                    h.update(proven.to_be_bytes());
                     for s in states {
                         h.update(s.log.as_bytes());
                         h.update(s.latest.map(|l| l.size).unwrap_or(0).to_be_bytes());

@@ -37,7 +37,7 @@ pub struct AdmissionMetrics {
 
 impl AdmissionMetrics {
     pub fn new() -> Self {
-        Self {
+        let m = Self {
             reviews: Family::default(),
             images: Family::default(),
             violations: Family::default(),
@@ -48,7 +48,23 @@ impl AdmissionMetrics {
             policy_reloads: Family::default(),
             audit_dropped: Counter::default(),
             failures: Family::default(),
+        };
+        // the series whose labels are known ahead exist from the start (0): a family with no
+        // series is not exposed at all, and an alert on a rate needs the series before the event
+        for endpoint in ["validate", "mutate"] {
+            for reason in ["overloaded", "timeout", "internal"] {
+                let _ = m.failures.get_or_create(&l(&[("endpoint", endpoint), ("reason", reason)]));
+            }
         }
+        for what in ["policy", "exemptions"] {
+            for result in ["success", "error"] {
+                let _ = m.policy_reloads.get_or_create(&l(&[("what", what), ("result", result)]));
+            }
+        }
+        for result in ["hit", "miss"] {
+            let _ = m.cache.get_or_create(&l(&[("result", result)]));
+        }
+        m
     }
 
     pub fn register(&self, r: &mut prometheus_client::registry::Registry) {

@@ -202,6 +202,14 @@ impl Running {
 }
 
 /// Return on Ctrl-C, SIGTERM, or after `limit`.
+/// Check the mirrored bundles' checkpoints against the witnessed history.
+async fn prove(w: &TlogMirror, feeds: &(dyn Fn(&crate::core::evidence::Evidence) -> bool + Send + Sync)) {
+    let (proven, failed) = w.prove_mirrored(feeds).await;
+    if proven + failed > 0 {
+        tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
+    }
+}
+
 pub async fn wait_for_signal(limit: Option<Duration>) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -263,13 +271,24 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
         let (m, qrx) = (m.clone(), qrx.clone());
         supervise::supervise(tasks.clone(), "ingest-queue", rx.clone(), move || crate::mirror::oci::run_queue(m.clone(), qrx.clone()));
     }
+    // only items a policy's authority signed feed the witness: nothing else a registry holds
+    // can make the witness fetch proofs or raise an alarm
+    let engine = o.admission.as_ref().map(|(e, _)| e.clone());
+    let feeds: Arc<dyn Fn(&crate::core::evidence::Evidence) -> bool + Send + Sync> =
+        Arc::new(move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e)));
     if let Some((t, every)) = o.tlog.clone() {
         let stop_t = rx.clone();
+        let (feeds, with_oci) = (feeds.clone(), o.oci.is_some());
         supervise::supervise(tasks.clone(), "witness", rx.clone(), move || {
-            let (t, mut stop_t) = (t.clone(), stop_t.clone());
+            let (t, mut stop_t, feeds) = (t.clone(), stop_t.clone(), feeds.clone());
             async move {
                 loop {
                     t.sync().await;
+                    // checkpoints the mirror holds that the history just witnessed can prove
+                    // (the OCI sync proves after each sync too: whichever finishes last does)
+                    if with_oci {
+                        prove(&t, &*feeds).await;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
                         _ = stop_t.changed() => return,
@@ -281,20 +300,13 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
     if let Some((m, every)) = o.oci {
         let stop_oci = rx.clone();
         let witness = o.tlog.map(|(t, _)| t);
-        // only items a policy's authority signed feed the witness: nothing else a registry holds
-        // can make the witness fetch proofs or raise an alarm
-        let engine = o.admission.as_ref().map(|(e, _)| e.clone());
-        let feeds = Arc::new(move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e)));
         supervise::supervise(tasks.clone(), "oci-sync", rx.clone(), move || {
             let (m, witness, feeds, mut stop_oci) = (m.clone(), witness.clone(), feeds.clone(), stop_oci.clone());
             async move {
                 loop {
                     m.sync().await;
                     if let Some(w) = &witness {
-                        let (proven, failed) = w.prove_mirrored(&*feeds).await;
-                        if proven + failed > 0 {
-                            tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
-                        }
+                        prove(w, &*feeds).await;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}

@@ -86,6 +86,9 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // every supervised task has its series from the start (0), so a rate or an alert on it
+    // works before the first panic
+    let _ = tasks.panics.get_or_create(&vec![("task".into(), name.into())]);
     tokio::spawn(async move {
         let mut pause = first_pause;
         loop {

@@ -189,6 +189,14 @@ impl Store {
         Ok(())
     }
 
+    /// How many roots are known (witnessed or proven): it only grows, so it tells a reader
+    /// whether anything was proven since it last looked.
+    pub fn tlog_roots_count(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(TLOG_ROOTS)?.len()?)
+    }
+
     pub fn tlog_root(&self, log: &str, size: u64) -> Result<Option<Hash>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(TLOG_ROOTS)?;
