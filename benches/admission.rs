@@ -104,12 +104,17 @@ async fn main() {
             r#"local f = io.open("{}", "rb"); wrk.body = f:read("*all"); f:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local bad = 0
+-- each wrk thread has its own Lua state: count there, sum the threads' counts in done()
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+bad = 0
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, '"allowed":true', 1, true) then bad = bad + 1 end
 end
 function done(summary, latency, requests)
-  io.write(string.format("wrk-bad-responses %d\n", bad))
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  io.write(string.format("wrk-bad-responses %d\n", total))
 end
 "#,
             body_path.display()

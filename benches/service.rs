@@ -22,11 +22,85 @@ use trustmirror::core::evidence::COSIGN_SIGN_V1;
 use trustmirror::mirror::oci::{ImageMaterial, OciMirror, OciMirrorConfig};
 use trustmirror::store::Store;
 use trustmirror::testbed::cosign::{STATEMENT_V1, statement};
+use trustmirror::testbed::pki::Identity;
 use trustmirror::testbed::scenarios::good_identity;
 use trustmirror::testbed::{Testbed, TestbedOptions};
 use trustmirror::trust::{TrustConfig, TrustSource};
 
 const REPO: &str = "bench.internal/myorg/svc";
+const JUNK_DIGESTS: usize = 20;
+const JUNK_ITEMS: usize = 250;
+
+fn junk_digest(j: usize) -> String {
+    trustmirror::core::digest::sha256_digest(format!("junk image {j}").as_bytes())
+}
+
+/// A wrk script that POSTs `bodies` in turn and counts answers that are not `want`.
+fn wrk_script(path: &Path, bodies: &[std::path::PathBuf], want: &str) {
+    let files: Vec<String> = bodies.iter().map(|b| format!("\"{}\"", b.display())).collect();
+    std::fs::write(
+        path,
+        format!(
+            r#"local files = {{{}}}
+local bodies = {{}}
+for i, p in ipairs(files) do local f = io.open(p, "rb"); bodies[i] = f:read("*all"); f:close() end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])
+end
+-- each wrk thread has its own Lua state: count there, sum the threads' counts in done()
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+bad = 0
+overloaded = 0
+function response(status, headers, body)
+  if status == 200 and string.find(body, 'reviews in flight', 1, true) then overloaded = overloaded + 1
+  elseif status ~= 200 or not string.find(body, '{want}', 1, true) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local b, o = 0, 0
+  for _, t in ipairs(threads) do b = b + t:get("bad"); o = o + t:get("overloaded") end
+  io.write(string.format("wrk-bad-responses %d\nwrk-overloaded %d\n", b, o))
+end
+"#,
+            files.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// Run wrk against `url` while sampling `pid`; prints one line.
+async fn wrk(label: &str, pid: u32, conns: usize, secs: u64, script: &Path, url: &str) {
+    let sampler = Sampler::start(pid);
+    let out = tokio::process::Command::new("wrk")
+        .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "10s", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .await
+        .expect("wrk (install it with .ci/install)");
+    let (rss, th) = sampler.finish();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps: f64 = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map(|v| v.trim().to_string()).unwrap_or_default();
+    let max = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Latency"))
+        .and_then(|v| v.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string();
+    let bad = text.lines().find_map(|l| l.strip_prefix("wrk-bad-responses ")).unwrap_or("?").trim().to_string();
+    let overloaded = text.lines().find_map(|l| l.strip_prefix("wrk-overloaded ")).unwrap_or("?").trim().to_string();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("Socket errors") || l.contains("Non-2xx")).collect();
+    println!(
+        "{label:<10} -c{conns:<5} {rps:>8.0} reviews/s  p99 {p99:>8}  max {max:>8}  peak RSS {:>6.1} MB  peak threads {th:>3}  wrong answers {bad}, answered at once past max_concurrency {overloaded}  {}",
+        rss as f64 / 1024.0,
+        if errors.is_empty() { "no transport errors".to_string() } else { errors.join("; ") }
+    );
+}
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -125,6 +199,41 @@ async fn main() {
             let (ok, _) = m.ingest_material(&mat).unwrap();
             assert_eq!(ok, 1);
         }
+        // what a registry pusher can add: JUNK_DIGESTS digests in the same repository, each
+        // carrying JUNK_ITEMS statements validly signed by an identity no policy trusts (the
+        // most a pusher with any Fulcio identity can make the service evaluate); and one digest
+        // with more items than the ingest cap
+        let attacker = tb.stack.keyless(&Identity::github_workflow("attacker/app", ".github/workflows/x.yml", "refs/heads/main"), tb.now);
+        let tj = Instant::now();
+        for j in 0..JUNK_DIGESTS {
+            let digest = junk_digest(j);
+            let bundles = (0..JUNK_ITEMS)
+                .map(|k| {
+                    let st = statement(STATEMENT_V1, REPO, &digest, "https://example.com/junk/v1", &json!({"k": k}));
+                    (None, serde_json::to_vec(&tb.stack.attest(&attacker, &st, tb.now).bundle).unwrap())
+                })
+                .collect();
+            let mat = ImageMaterial {
+                name: REPO.into(),
+                digest: digest.clone(),
+                manifest: br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec(),
+                bundles,
+                ..Default::default()
+            };
+            let (ok, _) = m.ingest_material(&mat).unwrap();
+            assert_eq!(ok, JUNK_ITEMS);
+        }
+        println!("junk: {JUNK_DIGESTS} digests × {JUNK_ITEMS} items signed by an untrusted identity, ingested in {:.1?}", tj.elapsed());
+        let over = ImageMaterial {
+            name: REPO.into(),
+            digest: junk_digest(JUNK_DIGESTS),
+            manifest: br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec(),
+            bundles: (0..500).map(|k| (None, format!("{{\"junk\":{k}}}").into_bytes())).collect(),
+            ..Default::default()
+        };
+        let tj = Instant::now();
+        let refused = m.ingest_material(&over).expect_err("500 items pass the ingest cap");
+        println!("junk: a digest with 500 items refused at ingest in {:.1?}: {refused}", tj.elapsed());
     }
     println!("store: {n} digests written through the mirror's ingest path in {:.1?}, {:.1} MiB", t0.elapsed(), dir_size(&store_path) as f64 / 1048576.0);
 
@@ -262,37 +371,57 @@ async fn main() {
     let body_path = dir.path().join("body.json");
     std::fs::write(&body_path, &warm_body).unwrap();
     let script = dir.path().join("post.lua");
-    std::fs::write(
-        &script,
-        format!(
-            "local f = io.open(\"{}\", \"rb\"); wrk.body = f:read(\"*all\"); f:close()\nwrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-            body_path.display()
-        ),
-    )
-    .unwrap();
+    wrk_script(&script, &[body_path], "\"allowed\":true");
     for conns in [64, 2000] {
-        let sampler = Sampler::start(pid);
-        let out = tokio::process::Command::new("wrk")
-            .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "10s", "-s"])
-            .arg(&script)
-            .arg(format!("{base}/validate"))
-            .output()
-            .await
-            .expect("wrk (install it with .ci/install)");
-        let (rss, th) = sampler.finish();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let rps: f64 = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
-        let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map(|v| v.trim().to_string()).unwrap_or_default();
-        let errors: Vec<&str> = text.lines().filter(|l| l.contains("Socket errors") || l.contains("Non-2xx")).collect();
-        println!(
-            "wrk -c{conns:<5} {rps:>8.0} reviews/s  p99 {p99:>8}  peak RSS {:>6.1} MB  peak threads {th:>4}  {}",
-            rss as f64 / 1024.0,
-            if errors.is_empty() { "no errors".to_string() } else { errors.join("; ") }
-        );
+        wrk("warm", pid, conns, secs, &script, &format!("{base}/validate")).await;
     }
     let (after, th) = proc_status(pid);
     println!("after load: RSS {:.1} MB, {th} threads", after as f64 / 1024.0);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
+
+    // the junk digests under sustained load, with the decision cache off (every review
+    // evaluates its digest's 250 untrusted items): at 2× max_concurrency connections, for
+    // BENCH_JUNK_SECONDS (default 60) — every answer a denial, within the timeout, memory flat
+    let junk_secs: u64 = std::env::var("BENCH_JUNK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let cfg = std::fs::read_to_string(&config).unwrap().replace("  max_concurrency: 4096\n", "  max_concurrency: 256\n  cache_ttl: 0s\n");
+    std::fs::write(&config, cfg).unwrap();
+    let mut child = spawn();
+    wait_ready(c.clone()).await;
+    let pid = child.id();
+    let bodies: Vec<std::path::PathBuf> = (0..JUNK_DIGESTS)
+        .map(|j| {
+            let p = dir.path().join(format!("junk{j}.json"));
+            std::fs::write(&p, body(&[format!("{REPO}@{}", junk_digest(j))])).unwrap();
+            p
+        })
+        .collect();
+    let t = Instant::now();
+    // the answer is this policy's denial, not a failure-mode one (overloaded, timeout)
+    let want = "[svc] signature: ";
+    post_expect(&c, &format!("{base}/validate"), std::fs::read(&bodies[0]).unwrap(), want).await;
+    println!("junk: first uncached review of a digest with {JUNK_ITEMS} untrusted items: {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+    let mut lat = vec![];
+    for b in bodies.iter().cycle().take(200) {
+        let t = Instant::now();
+        post_expect(&c, &format!("{base}/validate"), std::fs::read(b).unwrap(), want).await;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    summary("HTTPS /validate, junk digest, uncached", lat);
+    let script = dir.path().join("junk.lua");
+    wrk_script(&script, &bodies, want);
+    // at the pool's width (what it sustains) and far past max_concurrency (an open flood)
+    wrk("junk", pid, 8, junk_secs, &script, &format!("{base}/validate")).await;
+    wrk("junk", pid, 512, junk_secs, &script, &format!("{base}/validate")).await;
+    let (after, th) = proc_status(pid);
+    println!("after junk load: RSS {:.1} MB, {th} threads", after as f64 / 1024.0);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
     tb.shutdown().await;
+}
+
+async fn post_expect(c: &reqwest::Client, url: &str, body: Vec<u8>, want: &str) {
+    let r = c.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains(want), "{text}");
 }

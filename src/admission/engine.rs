@@ -412,7 +412,7 @@ impl Engine {
             }
             None => {
                 self.metrics.cache.get_or_create(&l(&[("result", "miss")])).inc();
-                let facts = match self.facts(image, &out, etag.is_some(), policy.uses_transparency()) {
+                let facts = match self.facts(image, &out, etag.is_some(), &policy) {
                     Ok(f) => f,
                     Err(e) => {
                         out.violations.push(internal(format!("{image}: reading material from the store failed: {e} (failing closed)")));
@@ -449,7 +449,12 @@ impl Engine {
             && !eval.violations.iter().any(|v| matches!(v.property, Property::Signature | Property::Mirror | Property::Registry));
         out
     }
-    fn facts(&self, image: &str, o: &ImageOutcome, has_material: bool, tlog: bool) -> Result<Facts, crate::store::StoreError> {
+    /// What the store holds for the image. Bundle bytes are read only for items that can still
+    /// count: an item whose recorded evidence names a signer no authority of the policy accepts
+    /// never will (its identity does not change under another trust root), so a digest carrying
+    /// hundreds of items signed by someone else costs no reads of them.
+    fn facts(&self, image: &str, o: &ImageOutcome, has_material: bool, policy: &PolicySet) -> Result<Facts, crate::store::StoreError> {
+        let tlog = policy.uses_transparency();
         let mut f = Facts {
             reference: image.to_string(),
             repository: o.repository.clone(),
@@ -463,7 +468,7 @@ impl Engine {
         let Some(d) = &o.digest else { return Ok(f) };
         let m: Option<MaterialRecord> = self.store.oci_material(&o.repository, d)?;
         if let Some(m) = &m {
-            for i in &m.items {
+            for i in m.items.iter().filter(|i| i.evidence.as_ref().is_none_or(|e| policy.accepts_signer(e))) {
                 for sha in i.bundle.iter().chain(i.payload.iter()) {
                     if !f.blobs.contains_key(sha)
                         && let Some(b) = self.store.blob(sha)?

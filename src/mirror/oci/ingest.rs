@@ -107,7 +107,7 @@ impl OciMirror {
             .unwrap_or_default();
         let media_type = v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
         if children.len() > MAX_CHILDREN {
-            return Err(OciError::TooLarge { what: format!("{what}: index entries"), size: children.len(), max: MAX_CHILDREN });
+            return Err(OciError::TooMany { what: format!("{what}: index entries"), count: children.len(), max: MAX_CHILDREN });
         }
         let counts = self.verify_and_store(&m, &media_type, children.clone(), &trust, existing.as_ref())?;
         // platform manifests of an index carry their own signatures, if any (one level: an index
@@ -244,7 +244,7 @@ impl OciMirror {
             items.extend(retained);
         }
         if items.len() > MAX_ITEMS {
-            return Err(OciError::TooLarge { what: format!("{what}: items"), size: items.len(), max: MAX_ITEMS });
+            return Err(OciError::TooMany { what: format!("{what}: items"), count: items.len(), max: MAX_ITEMS });
         }
         let verified = items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. })).count();
         let rejected = items.iter().filter(|i| matches!(i.status, ItemStatus::Rejected { .. })).count();

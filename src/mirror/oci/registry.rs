@@ -45,6 +45,8 @@ pub enum OciError {
     Digest { what: String, got: String, want: String },
     #[error("{what}: {size} bytes exceeds the {max}-byte limit")]
     TooLarge { what: String, size: usize, max: usize },
+    #[error("{what}: {count} exceeds the limit of {max}")]
+    TooMany { what: String, count: usize, max: usize },
     #[error("{what}: {detail}")]
     Malformed { what: String, detail: String },
     #[error("{what}: no answer within {after:?}")]
@@ -173,7 +175,7 @@ pub(super) fn layers_of(what: &str, manifest: &[u8]) -> Result<Vec<LayerDesc>, O
     let layers =
         m["layers"].as_array().ok_or_else(|| OciError::Malformed { what: what.into(), detail: "manifest has no layers".into() })?;
     if layers.len() > MAX_LAYERS {
-        return Err(OciError::TooLarge { what: format!("{what}: layers"), size: layers.len(), max: MAX_LAYERS });
+        return Err(OciError::TooMany { what: format!("{what}: layers"), count: layers.len(), max: MAX_LAYERS });
     }
     layers
         .iter()
@@ -281,7 +283,7 @@ impl Registry {
             };
             match res {
                 Ok(v) => return Ok(v),
-                Err(e @ OciError::TooLarge { .. }) => return Err(e),
+                Err(e @ (OciError::TooLarge { .. } | OciError::TooMany { .. })) => return Err(e),
                 Err(e) => {
                     if attempt < self.retries {
                         tracing::debug!(what, attempt, error = %e, "retrying");
@@ -493,7 +495,7 @@ impl Registry {
         }
         let bundles: Vec<&Value> = descs.iter().filter(|d| d["artifactType"].as_str() == Some(BUNDLE_V03)).collect();
         if bundles.len() > MAX_REFERRERS {
-            return Err(OciError::TooLarge { what: format!("{repo}@{digest}: referrers"), size: bundles.len(), max: MAX_REFERRERS });
+            return Err(OciError::TooMany { what: format!("{repo}@{digest}: referrers"), count: bundles.len(), max: MAX_REFERRERS });
         }
         for desc in bundles {
             let Some(md) = desc["digest"].as_str() else { continue };
