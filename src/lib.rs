@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod files;
 pub mod fuzz;
 pub mod mirror;
+pub mod node;
 pub mod serve;
 pub mod store;
 pub mod testbed;

@@ -24,7 +24,13 @@ fn main() {
     // 33k reviews/s) than 4 (73 MB, 48k reviews/s).
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let blocking = std::env::var("TRUSTMIRROR_BLOCKING_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or((2 * cpus).max(4));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(blocking).build().expect("tokio runtime");
+    // The node agent does one thing at a time on every node: one thread, a small footprint.
+    let rt = if matches!(cli.cmd, trustmirror::cli::Cmd::Node(_)) {
+        tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(2).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(blocking).build()
+    }
+    .expect("tokio runtime");
     match rt.block_on(trustmirror::cli::run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod admission_demo;
 pub mod demo;
 pub mod mirror;
+pub mod node;
 pub mod testbed;
 pub mod tlog;
 pub mod tuf_conformance;
@@ -83,6 +84,9 @@ pub enum Cmd {
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
     Testbed(TestbedCmd),
+    /// The node agent: verified trust material and the container runtime's signature policy on
+    /// this node, from the mirror or, while it is down, from its own cache.
+    Node(node::NodeArgs),
     /// Developer tools.
     #[command(subcommand, hide = true)]
     Dev(DevCmd),
@@ -245,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Report(a) => admission::report_cmd(a),
         Cmd::Policy(c) => admission::policy(c),
         Cmd::Serve(a) => serve(a).await.map(|_| 0),
+        Cmd::Node(a) => node::run(a).await,
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),

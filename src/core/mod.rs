@@ -5,6 +5,7 @@ pub mod digest;
 pub mod evidence;
 pub mod material;
 pub mod merkle;
+pub mod nodepolicy;
 pub mod policy;
 pub mod reference;
 pub mod tlog;

@@ -201,7 +201,6 @@ impl Running {
     }
 }
 
-/// Return on Ctrl-C, SIGTERM, or after `limit`.
 /// Check the mirrored bundles' checkpoints against the witnessed history.
 async fn prove(w: &TlogMirror, feeds: &(dyn Fn(&crate::core::evidence::Evidence) -> bool + Send + Sync)) {
     let (proven, failed) = w.prove_mirrored(feeds).await;
@@ -210,6 +209,7 @@ async fn prove(w: &TlogMirror, feeds: &(dyn Fn(&crate::core::evidence::Evidence)
     }
 }
 
+/// Return on Ctrl-C, SIGTERM, or after `limit`.
 pub async fn wait_for_signal(limit: Option<Duration>) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
