@@ -24,7 +24,11 @@ fn chart_and_daemonset_manifests_validate() {
         }
         panic!("{} is missing: run .ci/install (or set TM_SKIP_INTEROP=1 to skip checks with external tools)", validator.display());
     }
-    let out = Command::new(root.join("scripts/check-manifests")).current_dir(&root).output().expect("run scripts/check-manifests");
+    let out = Command::new(root.join("scripts/check-manifests"))
+        .current_dir(&root)
+        .env("TRUSTMIRROR_BIN", env!("CARGO_BIN_EXE_trustmirror"))
+        .output()
+        .expect("run scripts/check-manifests");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scripts/check-manifests failed ({}):\n{stdout}\n{stderr}", out.status);
@@ -33,4 +37,5 @@ fn chart_and_daemonset_manifests_validate() {
         .find_map(|l| l.strip_prefix("check-manifests: OK: ")?.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no `check-manifests: OK: N documents validated` line:\n{stdout}"));
     assert!(validated >= MIN_DOCUMENTS, "only {validated} documents validated, want at least {MIN_DOCUMENTS}:\n{stdout}");
+    assert!(stdout.contains("node agent flags from the binary"), "the DaemonSets were checked against the binary's flags:\n{stdout}");
 }

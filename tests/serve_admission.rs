@@ -3,6 +3,8 @@
 //! HTTPS with the CA it generated; metrics and the witness API are on the HTTP port; SIGTERM
 //! stops it.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use trustmirror::admission::review;
@@ -163,40 +165,11 @@ admission:
     tb.shutdown().await;
 }
 
-/// The metric families the README documents, by exact name and type. The README writes a family
-/// in full once (`trustmirror_admission_reviews_total`) and abbreviates its siblings
-/// (`…_images_total` is `trustmirror_admission_images_total`).
-fn documented_families() -> std::collections::BTreeMap<String, &'static str> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let mut out = std::collections::BTreeMap::new();
-    let mut prefix = String::new();
-    for code in readme.split('`').skip(1).step_by(2) {
-        let name = code.split('{').next().unwrap();
-        let full = if let Some(rest) = name.strip_prefix("…_") {
-            if prefix.is_empty() {
-                continue;
-            }
-            format!("{prefix}_{rest}")
-        } else if name.starts_with("trustmirror_") && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-            prefix = name.splitn(3, '_').take(2).collect::<Vec<_>>().join("_");
-            name.to_string()
-        } else {
-            continue;
-        };
-        let (family, kind) = match full.strip_suffix("_total") {
-            Some(f) => (f.to_string(), "counter"),
-            None if full.ends_with("_duration_seconds") => (full.clone(), "histogram"),
-            None => (full.clone(), "gauge"),
-        };
-        out.insert(family, kind);
-    }
-    out
-}
-
 /// `/metrics` exposes every documented family under its exact name and type, nothing
 /// undocumented, one prefix, and latency buckets fine enough for sub-millisecond reviews.
 fn metrics_as_documented(exposition: &str) {
-    let doc = documented_families();
+    let doc: std::collections::BTreeMap<String, &str> =
+        common::documented_metric_families().into_iter().filter(|(f, _)| !f.starts_with("trustmirror_node_")).collect();
     assert!(doc.len() >= 19, "the README documents too few metric families: {doc:?}");
     let exposed: std::collections::BTreeMap<&str, &str> = exposition
         .lines()

@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod material;
 pub mod merkle;
 pub mod nodepolicy;
+pub mod pem;
 pub mod policy;
 pub mod reference;
 pub mod tlog;

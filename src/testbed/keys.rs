@@ -5,7 +5,6 @@
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -40,16 +39,7 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-pub fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(std::str::from_utf8(chunk).expect("base64 is ascii"));
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
-}
+pub use crate::core::pem::encode as pem;
 
 /// RFC 5915 ECPrivateKey for P-256 holding only the scalar; aws-lc derives the public point.
 fn p256_rfc5915(scalar: &[u8; 32]) -> Vec<u8> {

@@ -151,3 +151,45 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub fn ts(s: &str) -> jiff::Timestamp {
     s.parse().unwrap()
 }
+
+/// The metric families the README documents, by exact name and type. The README writes a family
+/// in full once (`trustmirror_admission_reviews_total`) and abbreviates its siblings
+/// (`…_images_total` is `trustmirror_admission_images_total`).
+pub fn documented_metric_families() -> std::collections::BTreeMap<String, &'static str> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut prefix = String::new();
+    for code in readme.split('`').skip(1).step_by(2) {
+        let name = code.split('{').next().unwrap();
+        let full = if let Some(rest) = name.strip_prefix("…_") {
+            if prefix.is_empty() {
+                continue;
+            }
+            format!("{prefix}_{rest}")
+        } else if name.starts_with("trustmirror_") && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            prefix = name.splitn(3, '_').take(2).collect::<Vec<_>>().join("_");
+            name.to_string()
+        } else {
+            continue;
+        };
+        let (family, kind) = match full.strip_suffix("_total") {
+            Some(f) => (f.to_string(), "counter"),
+            None if full.ends_with("_duration_seconds") => (full.clone(), "histogram"),
+            None => (full.clone(), "gauge"),
+        };
+        out.insert(family, kind);
+    }
+    out
+}
+
+/// The `# TYPE` lines of a Prometheus/OpenMetrics exposition: family → type.
+pub fn exposed_metric_families(exposition: &str) -> std::collections::BTreeMap<String, String> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}

@@ -124,6 +124,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if .Values.node.allowPartial }}
 - --allow-partial
 {{- end }}
+- --containers-image
+- {{ .Values.node.containersImage | quote }}
+- --grace
+- {{ .Values.node.grace | quote }}
+- --default-policy
+- {{ .Values.node.defaultPolicy | quote }}
 {{- range .Values.node.extraArgs }}
 - {{ . | quote }}
 {{- end }}
