@@ -105,7 +105,7 @@ async fn main() {
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 -- each wrk thread has its own Lua state: count there, sum the threads' counts in done()
-local threads = {}
+local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 bad = 0
 function response(status, headers, body)

@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::testbed::keys::pem;
-use crate::testbed::oci::{OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, Pusher, digest_of};
-use crate::testbed::sigstore::{BUNDLE_V03, INTOTO_PAYLOAD_TYPE, Signer, SigstoreStack};
+use crate::testbed::oci::{OCI_CONFIG, OCI_MANIFEST, Pusher, digest_of};
+use crate::testbed::sigstore::{INTOTO_PAYLOAD_TYPE, Signer, SigstoreStack};
 
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -139,44 +139,7 @@ pub async fn attest_image(
     Ok(())
 }
 
-/// Attach a Sigstore bundle as an OCI 1.1 referrer of the image, and record it in the referrers
-/// tag schema index (`sha256-<hex>`), since distribution 2.8 has no referrers API.
-pub async fn attach_bundle(
-    p: &Pusher,
-    repo: &str,
-    subject_digest: &str,
-    subject_size: usize,
-    bundle: &Value,
-    predicate_type: Option<&str>,
-) -> anyhow::Result<String> {
-    let bytes = serde_json::to_vec(bundle)?;
-    let mut ann = json!({"dev.sigstore.bundle.content": if bundle.get("dsseEnvelope").is_some() { "dsse-envelope" } else { "message-signature" },
-        "org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
-    if let Some(pt) = predicate_type {
-        ann["dev.sigstore.bundle.predicateType"] = json!(pt);
-    }
-    let empty = b"{}";
-    let config_digest = p.push_blob(repo, empty).await?;
-    let layer_digest = p.push_blob(repo, &bytes).await?;
-    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE_V03,
-        "config": {"mediaType": OCI_EMPTY, "digest": config_digest, "size": 2},
-        "layers": [{"mediaType": BUNDLE_V03, "digest": layer_digest, "size": bytes.len()}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_size},
-        "annotations": ann});
-    let mbytes = serde_json::to_vec(&m)?;
-    let mdigest = p.push_manifest(repo, None, OCI_MANIFEST, &mbytes).await?;
-    // referrers tag schema: append to the index at sha256-<hex>
-    let tag = tag_prefix(subject_digest);
-    let mut manifests = match p.get_manifest(repo, &tag).await? {
-        Some((b, _)) => serde_json::from_slice::<Value>(&b)?["manifests"].as_array().cloned().unwrap_or_default(),
-        None => vec![],
-    };
-    manifests
-        .push(json!({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": mbytes.len(), "artifactType": BUNDLE_V03, "annotations": ann}));
-    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
-    p.push_manifest(repo, Some(&tag), OCI_INDEX, &serde_json::to_vec(&index)?).await?;
-    Ok(mdigest)
-}
+pub use crate::mirror::oci::push::attach_bundle;
 
 /// Digest of a manifest's bytes (re-exported for callers that build statements).
 pub fn manifest_digest(m: &[u8]) -> String {

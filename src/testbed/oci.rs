@@ -8,9 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -117,78 +115,7 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
-/// Pushes blobs and manifests over plain HTTP to a loopback registry.
-pub struct Pusher {
-    client: Client,
-    auth: RegistryAuth,
-    pub registry: String,
-}
-
-impl Pusher {
-    pub fn new(registry: &str, auth: RegistryAuth) -> Self {
-        let client = Client::new(ClientConfig { protocol: ClientProtocol::Http, use_monolithic_push: true, ..Default::default() });
-        Self { client, auth, registry: registry.into() }
-    }
-
-    fn reference(&self, repo: &str, tag_or_digest: &str) -> anyhow::Result<Reference> {
-        let s = if tag_or_digest.starts_with("sha256:") {
-            format!("{}/{repo}@{tag_or_digest}", self.registry)
-        } else {
-            format!("{}/{repo}:{tag_or_digest}", self.registry)
-        };
-        s.parse().with_context(|| format!("reference {s}"))
-    }
-
-    async fn authed(&self, r: &Reference) -> anyhow::Result<()> {
-        self.client.store_auth_if_needed(r.resolve_registry(), &self.auth).await;
-        if !matches!(self.auth, RegistryAuth::Anonymous) {
-            self.client.auth(r, &self.auth, oci_client::RegistryOperation::Push).await?;
-        }
-        Ok(())
-    }
-
-    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> anyhow::Result<String> {
-        let digest = digest_of(data);
-        let r = self.reference(repo, "latest")?;
-        self.authed(&r).await?;
-        if !self.client.blob_exists(&r, &digest).await.unwrap_or(false) {
-            self.client.push_blob(&r, data.to_vec(), &digest).await.with_context(|| format!("pushing blob {digest} to {repo}"))?;
-        }
-        Ok(digest)
-    }
-
-    /// Push a manifest (JSON bytes) under `tag` (or by digest when `tag` is None). Returns its digest.
-    pub async fn push_manifest(&self, repo: &str, tag: Option<&str>, media_type: &str, manifest: &[u8]) -> anyhow::Result<String> {
-        let digest = digest_of(manifest);
-        let r = self.reference(repo, tag.unwrap_or(&digest))?;
-        self.authed(&r).await?;
-        self.client
-            .push_manifest_raw(&r, manifest.to_vec(), media_type.parse().map_err(|_| anyhow!("bad media type"))?)
-            .await
-            .with_context(|| format!("pushing manifest to {repo}:{}", tag.unwrap_or(&digest)))?;
-        Ok(digest)
-    }
-
-    /// Fetch a manifest by tag or digest: `(bytes, digest)`, or None when absent.
-    pub async fn get_manifest(&self, repo: &str, tag_or_digest: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
-        let r = self.reference(repo, tag_or_digest)?;
-        self.authed(&r).await?;
-        match self.client.pull_manifest_raw(&r, &self.auth, &[OCI_MANIFEST, OCI_INDEX]).await {
-            Ok((b, d)) => Ok(Some((b.to_vec(), d))),
-            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => Ok(None),
-            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. })
-                if envelope.errors.iter().any(|e| e.code == oci_client::errors::OciErrorCode::ManifestUnknown) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-}
+pub use crate::mirror::oci::push::Pusher;
 
 /// A single-layer image built from scratch (a tar.gz with one file), pushed as an OCI manifest.
 pub struct BuiltImage {

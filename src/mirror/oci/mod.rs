@@ -25,6 +25,7 @@ pub mod http;
 pub mod ingest;
 pub mod layout;
 pub mod plan;
+pub mod push;
 pub mod queue;
 pub mod registry;
 
