@@ -94,6 +94,8 @@ pub struct ImageOutcome {
     /// A matching policy verified a signature over this digest.
     pub verified: bool,
     pub cached: bool,
+    /// Policies satisfied by a verification summary: (policy, what was accepted).
+    pub by_vsa: Vec<(String, String)>,
 }
 
 impl ImageOutcome {
@@ -333,6 +335,7 @@ impl Engine {
             violations: vec![],
             verified: false,
             cached: false,
+            by_vsa: vec![],
         };
         let internal = |msg: String| Violation {
             policy: "(trustmirror)".into(),
@@ -438,6 +441,7 @@ impl Engine {
             }
         };
         out.policies = eval.policies.clone();
+        out.by_vsa = eval.by_vsa.clone();
         out.violations = policy.apply_namespace(&eval, namespace);
         if let Some(cap) = cap {
             for v in &mut out.violations {

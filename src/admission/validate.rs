@@ -114,7 +114,8 @@ impl Engine {
                     .get_or_create(&l(&[("verdict", if allowed { "allowed" } else { "denied" }), ("namespace", namespace), ("policy", p)]))
                     .inc();
             }
-            if o.violations.is_empty() && exemption.is_none() && !self.opts.record_allowed {
+            // decisions that rested on a verification summary are always recorded
+            if o.violations.is_empty() && exemption.is_none() && o.by_vsa.is_empty() && !self.opts.record_allowed {
                 continue;
             }
             let rec = AuditRecord {
@@ -128,6 +129,7 @@ impl Engine {
                 mode: o.violations.iter().map(|v| v.mode).max(),
                 violations: o.violations.clone(),
                 exemption: exemption.as_ref().map(|e| e.id),
+                basis: (!o.by_vsa.is_empty()).then(|| o.by_vsa.iter().map(|(p, w)| format!("[{p}] {w}")).collect::<Vec<_>>().join("; ")),
             };
             if exemption.is_some() { sync_records.push(rec) } else { records.push(rec) }
         }

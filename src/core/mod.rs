@@ -12,3 +12,4 @@ pub mod reference;
 pub mod tlog;
 pub mod tuf;
 pub mod verify;
+pub mod vsa;

@@ -59,6 +59,9 @@ pub struct AuditRecord {
     pub violations: Vec<Violation>,
     /// Break-glass exemption used, if any.
     pub exemption: Option<u64>,
+    /// What the decision rested on besides the image's own evidence (a verification summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {

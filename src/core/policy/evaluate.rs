@@ -149,6 +149,9 @@ impl<'a> Run<'a> {
 
     fn evaluate(mut self, trust: &TrustStore) {
         self.check_structure();
+        if self.by_summary() {
+            return;
+        }
         let Some((digest, tm)) = self.subject(trust) else { return };
         let mut proven = self.prove(&digest, &tm);
         let mut not_counted = vec![];
@@ -168,6 +171,39 @@ impl<'a> Run<'a> {
         if !not_counted.is_empty() && self.ev.violations.len() > before {
             self.fail(Property::Transparency, format!("not counted for lack of a witnessed log checkpoint: {}", not_counted.join("; ")));
         }
+        // and why a verification summary, if the image carries one, did not stand for them
+        if self.ev.violations.len() > before
+            && let Some((_, why)) = self.ev.vsa_refused.iter().find(|(p, _)| *p == self.p.name).cloned()
+        {
+            self.fail(Property::Attestation, format!("verification summary not accepted: {why}"));
+        }
+    }
+
+    /// A verification summary from a verifier the policy names stands for its properties (the
+    /// reference rules above still apply). Items are looked at as bytes: a VSA is signed with the
+    /// verifier's own key, which [`crate::core::vsa::verify`] checks.
+    fn by_summary(&mut self) -> bool {
+        let (Some(req), Some(digest), Some(m)) = (&self.p.vsa, &self.facts.digest, &self.facts.material) else { return false };
+        let mut refused = vec![];
+        for item in m.items.iter().filter(|i| i.bundle.is_some()) {
+            let Some(b) = self.blob(&item.bundle) else { continue };
+            match crate::core::vsa::verify(b, &req.verifiers, digest, self.now, req.max_age) {
+                Ok(Some(a)) => {
+                    self.ev.by_vsa.push((
+                        self.p.name.clone(),
+                        format!("verification summary by {} ({}) at {} under {}", a.verifier, a.verifier_id, a.time_verified, a.policy_uri),
+                    ));
+                    return true;
+                }
+                Ok(None) => {}
+                Err(e) => refused.push(format!("{}: {e}", item.source)),
+            }
+        }
+        if !refused.is_empty() {
+            // said, so a denial that follows explains why the summary did not count
+            self.ev.vsa_refused.push((self.p.name.clone(), refused.join("; ")));
+        }
+        false
     }
 
     /// Registry allowlist; references by tag (a tag is whatever the registry says now: only the

@@ -175,6 +175,18 @@ pub struct Policy {
     pub registries: Option<Vec<glob::Pattern>>,
     pub require_digest: bool,
     pub transparency: Option<TransparencyReq>,
+    /// Accept a SLSA verification summary from one of these verifiers instead of evaluating the
+    /// properties here (the deploy gate already did).
+    pub vsa: Option<VsaReq>,
+}
+
+/// `vsa:` — verifiers whose summaries (VSA v1, signed with their key, about this digest, PASSED)
+/// stand for this policy's properties while younger than `max_age`.
+#[derive(Debug, Clone)]
+pub struct VsaReq {
+    /// (name, SubjectPublicKeyInfo DER).
+    pub verifiers: Vec<(String, Vec<u8>)>,
+    pub max_age: SignedDuration,
 }
 
 /// `transparency:` — the log checkpoints of the image's signatures and attestations must be in
@@ -282,6 +294,11 @@ pub struct Evaluation {
     pub violations: Vec<Violation>,
     /// Verified signers, by authority name.
     pub signers: Vec<(String, String)>,
+    /// Policies satisfied by a verification summary instead of their own checks: (policy, what
+    /// was accepted — verifier, time verified, the verifier's policy).
+    pub by_vsa: Vec<(String, String)>,
+    /// Verification summaries present but not accepted, per policy, with the reasons.
+    pub vsa_refused: Vec<(String, String)>,
 }
 
 impl Evaluation {

@@ -241,6 +241,45 @@ struct ImagePolicySpec {
     registries: Option<RegistryList>,
     require_digest: Option<bool>,
     transparency: Option<TransparencySpec>,
+    vsa: Option<VsaSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VsaSpec {
+    verifiers: Vec<VsaVerifierSpec>,
+    max_age: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VsaVerifierSpec {
+    name: String,
+    key: KeyData,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KeyData {
+    data: String,
+}
+
+fn vsa_req(v: VsaSpec) -> Result<VsaReq, String> {
+    if v.verifiers.is_empty() {
+        return Err("spec.vsa.verifiers must name at least one verifier key".into());
+    }
+    let mut verifiers = vec![];
+    for (i, x) in v.verifiers.iter().enumerate() {
+        let spki = match Authority::key_pem(&x.name, &x.key.data).map_err(|e| format!("spec.vsa.verifiers[{i}].key.data: {e}"))? {
+            Authority::Key { spki_der, .. } => spki_der,
+            Authority::Keyless(_) => unreachable!("key_pem makes a key authority"),
+        };
+        verifiers.push((x.name.clone(), spki));
+    }
+    let max_age = crate::core::clock::parse_duration(&v.max_age)
+        .map_err(|e| format!("spec.vsa.maxAge: {e}"))
+        .map(|d| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))?;
+    Ok(VsaReq { verifiers, max_age })
 }
 
 #[derive(Deserialize)]
@@ -444,6 +483,7 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Comp
             registries: None,
             require_digest: false,
             transparency: None,
+            vsa: None,
         },
         warnings,
     })
@@ -530,6 +570,7 @@ fn image_policy(name: &str, spec: ImagePolicySpec) -> Result<Compiled, String> {
                 .transpose()?,
             require_digest: spec.require_digest.unwrap_or(false),
             transparency,
+            vsa: spec.vsa.map(vsa_req).transpose()?,
         },
         warnings,
     })
