@@ -16,6 +16,7 @@ pub mod core;
 pub mod daemon;
 pub mod files;
 pub mod fuzz;
+pub mod gate;
 pub mod mirror;
 pub mod node;
 pub mod serve;

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod admission_demo;
 pub mod demo;
+pub mod gate;
 pub mod mirror;
 pub mod node;
 pub mod testbed;
@@ -84,6 +85,10 @@ pub enum Cmd {
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
     Testbed(TestbedCmd),
+    /// The deploy gate: decide images with the admission policies (from a store, or straight
+    /// from their registries) and sign verification summaries for those that pass. Exit 0 all
+    /// pass, 1 a policy failed, 2 usage/configuration error, 3 an image could not be decided.
+    Gate(gate::GateArgs),
     /// The node agent: verified trust material and the container runtime's signature policy on
     /// this node, from the mirror or, while it is down, from its own cache.
     Node(node::NodeArgs),
@@ -250,6 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Policy(c) => admission::policy(c),
         Cmd::Serve(a) => serve(a).await.map(|_| 0),
         Cmd::Node(a) => node::run(a).await,
+        Cmd::Gate(a) => gate::run(a).await,
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),

@@ -1,6 +1,7 @@
 //! The pure verification core: no tokio, no network, no disk. Fed bytes and a clock.
 pub mod clock;
 pub mod cosign;
+pub mod cosign_key;
 pub mod digest;
 pub mod evidence;
 pub mod material;
