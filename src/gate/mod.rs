@@ -118,6 +118,14 @@ impl Gate {
         Ok(Self { engine, store, mirror, namespace: o.namespace.clone(), _tmp: tmp })
     }
 
+    /// Over a store the caller already holds open (in-process use: the store is not opened
+    /// twice). `o.evidence` is ignored.
+    pub fn over_store(store: Arc<Store>, o: &GateOptions, clock: Arc<dyn Clock>) -> Result<Self, GateError> {
+        let opts = EngineOptions { policy_files: o.policies.clone(), banned_file: o.banned.clone(), ..Default::default() };
+        let engine = Engine::new(store.clone(), clock, opts, None).map_err(|e| GateError::Config(format!("{e:#}")))?;
+        Ok(Self { engine, store, mirror: None, namespace: o.namespace.clone(), _tmp: None })
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
