@@ -154,6 +154,38 @@ async fn store_and_registry_modes_agree_and_name_the_failing_property() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "2 1 ['signature']", "{out}\n{}", String::from_utf8_lossy(&py.stderr));
 
+    // the images of a manifest set, as admission extracts them (a Deployment's pod template, a
+    // CronJob's, init containers), each once
+    let m = dir.path().join("manifests");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("app.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\nspec:\n  selector: {{matchLabels: {{a: b}}}}\n  template:\n    metadata: {{labels: {{a: b}}}}\n    spec:\n      initContainers: [{{name: init, image: \"{good}\"}}]\n      containers: [{{name: app, image: \"{good}\"}}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: job}}\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: j, image: \"{bad}\"}}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {{a: b}}\n",
+            good = good.digest_ref,
+            bad = lab.scenario("unsigned").digest_ref
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = gate_cli(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--banned",
+        banned.to_str().unwrap(),
+        "--trusted-root",
+        &env["TRUSTED_ROOT"],
+        "--insecure-registry",
+        &lab.registry,
+        "--output",
+        "json",
+        "--manifests",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let got: Vec<(&str, &str)> = v.iter().map(|d| (d["image"].as_str().unwrap(), d["verdict"].as_str().unwrap())).collect();
+    assert_eq!(got, vec![(good.digest_ref.as_str(), "pass"), (lab.scenario("unsigned").digest_ref.as_str(), "fail")]);
+
     // exit codes: 3 when an image cannot be decided, 2 for configuration errors
     let (code, _, err) = gate_cli(&["--policy", policy.to_str().unwrap(), "--trusted-root", &env["TRUSTED_ROOT"], "127.0.0.1:1/nothing/here@sha256:0000000000000000000000000000000000000000000000000000000000000000"]);
     assert_eq!(code, 3, "{err}");
