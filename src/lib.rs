@@ -10,6 +10,7 @@
 //! log file, the witness key, generated TLS files and the testbed's directory (`files`).
 
 pub mod admission;
+pub mod bundle;
 pub mod bundles;
 pub mod cli;
 pub mod core;

@@ -180,7 +180,7 @@ async fn gate(a: GateArgs) -> anyhow::Result<i32> {
     })
 }
 
-fn load_signing_key(p: &std::path::Path) -> anyhow::Result<crate::core::vsa::VsaSigner> {
+pub fn load_signing_key(p: &std::path::Path) -> anyhow::Result<crate::core::vsa::VsaSigner> {
     use rustls::pki_types::pem::PemObject;
     let text = std::fs::read_to_string(p).with_context(|| format!("--signing-key {}", p.display()))?;
     if text.contains("ENCRYPTED SIGSTORE PRIVATE KEY") || text.contains("ENCRYPTED COSIGN PRIVATE KEY") {

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod admission_demo;
+pub mod bundle;
 pub mod demo;
 pub mod gate;
 pub mod mirror;
@@ -85,6 +86,9 @@ pub enum Cmd {
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
     Testbed(TestbedCmd),
+    /// Air-gap bundles: create one on the connected side; verify and import it on the other.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCmd),
     /// The deploy gate: decide images with the admission policies (from a store, or straight
     /// from their registries) and sign verification summaries for those that pass. Exit 0 all
     /// pass, 1 a policy failed, 2 usage/configuration error, 3 an image could not be decided.
@@ -256,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Serve(a) => serve(a).await.map(|_| 0),
         Cmd::Node(a) => node::run(a).await,
         Cmd::Gate(a) => gate::run(a).await,
+        Cmd::Bundle(c) => bundle::run(c).await,
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),
@@ -374,4 +379,16 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let o = crate::daemon::Options::from_config(&cfg, Arc::new(SystemClock))?;
     let running = crate::daemon::start(o).await?;
     running.wait(a.exit_after).await
+}
+
+/// A spinner on a terminal (nothing when stderr is not one).
+pub fn spinner(msg: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let p = indicatif::ProgressBar::new_spinner();
+    p.set_message(msg.to_string());
+    p.enable_steady_tick(std::time::Duration::from_millis(120));
+    p
 }

@@ -45,3 +45,8 @@ mod tests {
         assert!(parse_digest("sha256:abc").is_none());
     }
 }
+
+/// 64 lower-case hex characters (a sha256 blob name).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

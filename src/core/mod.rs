@@ -3,6 +3,7 @@ pub mod clock;
 pub mod cosign;
 pub mod cosign_key;
 pub mod digest;
+pub mod dsse;
 pub mod evidence;
 pub mod material;
 pub mod merkle;

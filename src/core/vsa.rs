@@ -16,7 +16,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sigstore_types::{DerPublicKey, SignatureBytes};
 
 pub const PREDICATE_VSA: &str = "https://slsa.dev/verification_summary/v1";
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
@@ -64,35 +63,16 @@ pub fn statement(s: &Summary) -> Value {
 }
 
 /// A signing key for summaries: PKCS#8 (ECDSA P-256 or Ed25519).
-pub struct VsaSigner {
-    key: sigstore_crypto::KeyPair,
-    /// SHA-256 of the public key's SPKI, hex: the bundle's key hint and the envelope's keyid.
-    pub keyid: String,
-    pub spki_der: Vec<u8>,
-}
+pub type VsaSigner = crate::core::dsse::Signer;
 
-impl VsaSigner {
-    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
-        let key = sigstore_crypto::KeyPair::from_pkcs8_der(der).map_err(|e| format!("not a usable PKCS#8 signing key: {e}"))?;
-        let spki_der = key.public_key_der().map_err(|e| format!("public key: {e}"))?.as_bytes().to_vec();
-        Ok(Self { keyid: crate::core::digest::sha256_hex(&spki_der), key, spki_der })
-    }
-
-    /// The statement signed in a DSSE envelope, as a Sigstore bundle v0.3.
-    pub fn sign(&self, statement: &Value) -> Result<Value, String> {
-        let payload = serde_json::to_vec(statement).expect("json");
-        let pae = sigstore_types::dsse::pae(INTOTO_PAYLOAD_TYPE, &payload);
-        let sig = self.key.sign(&pae).map_err(|e| format!("signing: {e}"))?;
-        Ok(json!({
-            "mediaType": BUNDLE_V03,
-            "verificationMaterial": {"publicKey": {"hint": self.keyid}, "tlogEntries": []},
-            "dsseEnvelope": {
-                "payload": B64.encode(&payload),
-                "payloadType": INTOTO_PAYLOAD_TYPE,
-                "signatures": [{"sig": B64.encode(sig.as_bytes()), "keyid": self.keyid}],
-            }
-        }))
-    }
+/// The statement signed in a DSSE envelope, as a Sigstore bundle v0.3 (key hint, no log entry).
+pub fn sign(signer: &VsaSigner, statement: &Value) -> Result<Value, String> {
+    let env = signer.envelope(INTOTO_PAYLOAD_TYPE, &serde_json::to_vec(statement).expect("json"))?;
+    Ok(json!({
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": signer.keyid}, "tlogEntries": []},
+        "dsseEnvelope": env,
+    }))
 }
 
 /// What admission learned from an accepted VSA.
@@ -120,20 +100,9 @@ pub fn verify(bundle: &[u8], verifiers: &[(String, Vec<u8>)], digest: &str, now:
     if payload_type != INTOTO_PAYLOAD_TYPE {
         return Err(format!("payloadType {payload_type:?} is not {INTOTO_PAYLOAD_TYPE}"));
     }
-    let pae = sigstore_types::dsse::pae(payload_type, &payload);
-    let sigs: Vec<Vec<u8>> = env
-        .get("signatures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("sig").and_then(Value::as_str).and_then(|x| B64.decode(x).ok()))
-        .collect();
-    let signer = verifiers.iter().find(|(_, spki)| {
-        sigstore_crypto::VerificationKey::from_spki(&DerPublicKey::new(spki.clone()))
-            .is_ok_and(|k| sigs.iter().any(|s| k.verify(&pae, &SignatureBytes::new(s.clone())).is_ok()))
-    });
-    let Some((name, _)) = signer else {
-        return Err("not signed by any verifier the policy names".into());
+    let name = match crate::core::dsse::verify(env, verifiers) {
+        Ok((name, _, _)) => name,
+        Err(_) => return Err("not signed by any verifier the policy names".into()),
     };
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let about = st.get("subject").and_then(Value::as_array).into_iter().flatten().any(|s| s.pointer("/digest/sha256").and_then(Value::as_str) == Some(hex));
@@ -191,7 +160,7 @@ mod tests {
         let s = signer();
         let now: Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
         let sum = summary(now);
-        let b = serde_json::to_vec(&s.sign(&statement(&sum)).unwrap()).unwrap();
+        let b = serde_json::to_vec(&sign(&s, &statement(&sum)).unwrap()).unwrap();
         let v = vec![("gate".to_string(), s.spki_der.clone())];
         let day = SignedDuration::from_hours(24);
         let ok = verify(&b, &v, &sum.digest, now + SignedDuration::from_hours(1), day).unwrap().unwrap();

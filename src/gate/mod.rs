@@ -227,7 +227,7 @@ pub fn summaries(
     let mut out = vec![];
     for d in decided {
         if let Some(s) = gate.summary(d, verifier_id, policy_uri, now) {
-            let b = signer.sign(&crate::core::vsa::statement(&s))?;
+            let b = crate::core::vsa::sign(signer, &crate::core::vsa::statement(&s))?;
             out.push((format!("{}@{}", s.repository, s.digest), b));
         }
     }

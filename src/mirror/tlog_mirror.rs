@@ -274,7 +274,7 @@ impl TlogMirror {
         cosigned.text = t;
         match self
             .store
-            .tlog_accept(&log.id, &log.base_url, current, &cosigned, now)
+            .tlog_accept(&log.id, &log.base_url, current, &cosigned, now, proof)
             .map_err(|e| err(TlogErrorKind::Store, e.to_string()))?
         {
             Cas::Stored => {
@@ -346,7 +346,7 @@ impl TlogMirror {
         let proof = self.consistency_proof(&log, size, l.size, &l.root).await?;
         match tlog::verify_consistency(size, &root, l.size, &l.root, &proof) {
             Ok(()) => {
-                self.store.tlog_put_roots(log_id, &[(size, root)]).map_err(st)?;
+                self.store.tlog_put_proven(log_id, size, &root, l.size, &proof).map_err(st)?;
                 Ok(HistoryVerdict::Consistent { size, witnessed: l.size })
             }
             Err(e) => {

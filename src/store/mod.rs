@@ -20,6 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use crate::core::digest::sha256_hex;
 
 pub mod admission;
+pub mod bundle;
 pub mod oci;
 pub mod schema;
 pub mod tlog;

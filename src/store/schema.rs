@@ -24,6 +24,8 @@
 //! | `tlog_state` | log id (hex) | `LogState` JSON: newest witnessed checkpoint, open alarm | 4 |
 //! | `tlog_roots` | (log id, size) | root hex: witnessed, or proven consistent with a witnessed one | 4 |
 //! | `tlog_alarms` | sequence | `Alarm` JSON: both signed checkpoints and the proof, kept forever | 4 |
+//! | `tlog_proofs` | (log id, old size, new size) | the consistency proof a witnessed extension was accepted with (hex hashes, `,`-separated) | 6 |
+//! | `bundle_imports` | exporter | `ImportLedger` JSON: last imported air-gap bundle (sequence, manifest digest, time) | 6 |
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -50,6 +52,8 @@ pub const OCI_ETAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new(
 pub const TLOG_STATE: TableDefinition<&str, &str> = TableDefinition::new("tlog_state");
 pub const TLOG_ROOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("tlog_roots");
 pub const TLOG_ALARMS: TableDefinition<u64, &str> = TableDefinition::new("tlog_alarms");
+pub const TLOG_PROOFS: TableDefinition<(&str, u64, u64), &str> = TableDefinition::new("tlog_proofs");
+pub const BUNDLE_IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("bundle_imports");
 
 /// The schema this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -57,7 +61,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` takes a store from schema `i` to `i + 1`.
-pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
+pub const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5, migrate_5_to_6];
 
 /// TUF mirror, checkpoints, audit log.
 pub fn migrate_0_to_1(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -129,5 +133,13 @@ pub fn migrate_4_to_5(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.delete_table(OCI_MATERIAL_V2)?;
     tx.delete_table(OCI_ETAGS_V3)?;
     tx.delete_table(OCI_BY_PREDICATE_V2)?;
+    Ok(())
+}
+
+/// Air-gap bundles: the witness keeps the consistency proofs it accepted extensions with (so a
+/// bundle can carry the history's proofs without the log), and the import ledger.
+pub fn migrate_5_to_6(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(TLOG_PROOFS)?;
+    tx.open_table(BUNDLE_IMPORTS)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::schema::{TLOG_ALARMS, TLOG_CHECKPOINTS, TLOG_ROOTS, TLOG_STATE};
+use super::schema::{TLOG_ALARMS, TLOG_CHECKPOINTS, TLOG_PROOFS, TLOG_ROOTS, TLOG_STATE};
 use super::{Store, StoreError};
 use crate::core::tlog::history::TlogFact;
 use crate::core::tlog::{Hash, HistoryVerdict, TlogErrorKind, Verified, against_history};
@@ -152,6 +152,7 @@ impl Store {
         expected: Option<u64>,
         cosigned: &Verified,
         at: Timestamp,
+        proof: Option<&[Hash]>,
     ) -> Result<Cas, StoreError> {
         let tx = self.db.begin_write()?;
         {
@@ -171,6 +172,9 @@ impl Store {
             t.insert(log, serde_json::to_string(&s).expect("json").as_str())?;
             tx.open_table(TLOG_CHECKPOINTS)?.insert((log, cosigned.size), cosigned.text.as_bytes())?;
             tx.open_table(TLOG_ROOTS)?.insert((log, cosigned.size), hex::encode(cosigned.root).as_str())?;
+            if let (Some(old), Some(p)) = (current, proof) {
+                tx.open_table(TLOG_PROOFS)?.insert((log, old, cosigned.size), proof_json(p, None).as_str())?;
+            }
         }
         tx.commit()?;
         Ok(Cas::Stored)
@@ -184,6 +188,18 @@ impl Store {
             for (size, root) in roots {
                 t.insert((log, *size), hex::encode(root).as_str())?;
             }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a cited checkpoint's root proven consistent with witnessed size `witnessed`, with
+    /// the proof (so an air-gap bundle can carry the proof, not just the claim).
+    pub fn tlog_put_proven(&self, log: &str, size: u64, root: &Hash, witnessed: u64, proof: &[Hash]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(TLOG_ROOTS)?.insert((log, size), hex::encode(root).as_str())?;
+            tx.open_table(TLOG_PROOFS)?.insert((log, size, witnessed), proof_json(proof, Some(root)).as_str())?;
         }
         tx.commit()?;
         Ok(())
@@ -203,6 +219,22 @@ impl Store {
         t.get((log, size))?
             .map(|v| hex::decode(v.value()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("tlog_roots", "not 32 hex bytes")))
             .transpose()
+    }
+
+    /// The consistency proofs kept: those the witness accepted extensions with, and those that
+    /// proved a cited checkpoint (with that checkpoint's root).
+    pub fn tlog_proofs(&self, log: &str) -> Result<Vec<StoredProof>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TLOG_PROOFS)?;
+        let mut out = vec![];
+        for i in t.range((log, 0u64, 0u64)..=(log, u64::MAX, u64::MAX))? {
+            let (k, v) = i?;
+            let (_, old, new) = k.value();
+            let mut p: StoredProof = serde_json::from_str(v.value()).map_err(|e| corrupt("tlog_proofs", e))?;
+            (p.old, p.new) = (old, new);
+            out.push(p);
+        }
+        Ok(out)
     }
 
     /// Every witnessed checkpoint of a log, oldest first.
@@ -282,4 +314,27 @@ impl Store {
         tx.commit()?;
         Ok(n)
     }
+}
+
+/// A consistency proof from `old` to `new` the store keeps (hex hashes; `old_root` when `old` is
+/// a cited checkpoint rather than a witnessed one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredProof {
+    #[serde(default)]
+    pub old: u64,
+    #[serde(default)]
+    pub new: u64,
+    pub hashes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_root: Option<String>,
+}
+
+impl StoredProof {
+    pub fn hashes(&self) -> Option<Vec<Hash>> {
+        self.hashes.iter().map(|h| hex::decode(h).ok().and_then(|b| <Hash>::try_from(b.as_slice()).ok())).collect()
+    }
+}
+
+fn proof_json(p: &[Hash], old_root: Option<&Hash>) -> String {
+    serde_json::to_string(&StoredProof { old: 0, new: 0, hashes: p.iter().map(hex::encode).collect(), old_root: old_root.map(hex::encode) }).expect("json")
 }

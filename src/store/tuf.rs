@@ -248,6 +248,27 @@ impl Store {
         Ok(out)
     }
 
+    /// Every served path of the current generation (a target under each of its hashes, or its
+    /// plain path), with its record.
+    pub fn tuf_served(&self, repo: &str) -> Result<Vec<(String, ServedTarget)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TUF_TARGETS)?;
+        let gen_now = self.tuf_state(repo)?.status.generation;
+        let mut out = vec![];
+        for item in t.range((repo, "")..)? {
+            let (k, v) = item?;
+            if k.value().0 != repo {
+                break;
+            }
+            let st: ServedTarget =
+                serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt { what: "tuf_targets".into(), detail: e.to_string() })?;
+            if st.generation == gen_now {
+                out.push((k.value().1.to_string(), st));
+            }
+        }
+        Ok(out)
+    }
+
     /// Names of the mirrored repositories.
     pub fn tuf_repos(&self) -> Result<Vec<String>, StoreError> {
         let tx = self.db.begin_read()?;

@@ -277,6 +277,70 @@ impl OciMirror {
         self.verify_and_store(m, &mt, children, &tm, previous.as_ref())
     }
 
+    /// Store a material record carried from another store (an air-gap bundle), trusting
+    /// nothing it says about its items: each item with a bundle is verified again here, under
+    /// this mirror's trust root, and gets its status and evidence from that. `blob` finds the
+    /// record's blobs. Caps apply as at ingest.
+    pub fn ingest_record(&self, rec: &MaterialRecord, blob: &dyn Fn(&str) -> Option<Vec<u8>>) -> Result<(usize, usize), OciError> {
+        let what = format!("{}@{}", rec.repository, rec.subject);
+        if !crate::core::digest::is_digest(&rec.subject) {
+            return Err(OciError::Malformed { what, detail: "the subject is not a digest".into() });
+        }
+        if rec.items.len() > MAX_ITEMS || rec.children.len() > MAX_CHILDREN {
+            return Err(OciError::TooMany { what: format!("{what}: items"), count: rec.items.len(), max: MAX_ITEMS });
+        }
+        let tm = self.trust.current();
+        let mut blobs: Vec<(String, Vec<u8>)> = vec![];
+        let mut items = vec![];
+        for it in &rec.items {
+            let mut it = it.clone();
+            let get = |sha: &Option<String>| -> Result<Option<Vec<u8>>, OciError> {
+                match sha {
+                    None => Ok(None),
+                    Some(h) => {
+                        let b = blob(h).ok_or_else(|| OciError::Malformed { what: what.clone(), detail: format!("blob {h} is missing") })?;
+                        if sha256_hex(&b) != *h {
+                            return Err(OciError::Digest { what: what.clone(), got: sha256_hex(&b), want: h.clone() });
+                        }
+                        Ok(Some(b))
+                    }
+                }
+            };
+            let bundle = get(&it.bundle)?;
+            let payload = get(&it.payload)?;
+            it.evidence = None;
+            it.predicate_type = None;
+            match &bundle {
+                Some(b) => {
+                    let form = match (&it.kind, &payload) {
+                        (ItemKind::Signature, Some(p)) => Form::SimpleSigning(p),
+                        _ => Form::Bundle,
+                    };
+                    let (status, evidence) = self.check(&tm, b, form, &rec.subject);
+                    if let Some(Evidence { content: Content::Statement { predicate_type, .. }, .. }) = &evidence {
+                        it.predicate_type = Some(predicate_type.clone());
+                    }
+                    it.status = status;
+                    it.evidence = evidence;
+                }
+                // nothing to verify: whatever it was, it is not evidence
+                None if matches!(it.status, ItemStatus::Verified { .. } | ItemStatus::NeedsKey) => {
+                    it.status = ItemStatus::Rejected { check: "bundle".into(), reason: "carried without its bundle".into() };
+                }
+                None => {}
+            }
+            for (h, b) in it.bundle.iter().zip(bundle).chain(it.payload.iter().zip(payload)) {
+                blobs.push((h.clone(), b));
+            }
+            items.push(it);
+        }
+        let verified = items.iter().filter(|i| matches!(i.status, ItemStatus::Verified { .. })).count();
+        let rejected = items.iter().filter(|i| matches!(i.status, ItemStatus::Rejected { .. })).count();
+        let out = MaterialRecord { items, trust: tm.digest.clone(), ..rec.clone() };
+        self.store.oci_put_material(&out, &blobs).map_err(|e| OciError::store(&what, e))?;
+        Ok((verified, rejected))
+    }
+
     pub(super) async fn ingest_layout(&self, dir: &Path, report: &mut SyncReport) -> Result<(), OciError> {
         let m = super::layout::layout_material(dir, "")?;
         let v: Value = serde_json::from_slice(&m.manifest).unwrap_or(Value::Null);

@@ -1,0 +1,205 @@
+//! Air-gap bundles end to end: the connected side (the lab: mirrored TUF, OCI, witnessed log)
+//! writes a signed bundle; the disconnected side imports it with the real binary inside a network
+//! namespace that has nothing but loopback, and decides every scenario exactly as the connected
+//! side does. A flipped byte, an unsigned or foreign-signed bundle, an older bundle after a newer
+//! one and an incremental bundle without its base are refused with the store byte-for-byte
+//! unchanged; the same bundle twice is a no-op; an incremental bundle carries only what changed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::json;
+use trustmirror::admission::{Engine, EngineOptions};
+use trustmirror::bundle::create::{CreateOptions, create};
+use trustmirror::core::clock::SystemClock;
+use trustmirror::core::dsse::Signer;
+use trustmirror::store::Store;
+use trustmirror::testbed::lab::{Lab, LabOptions};
+
+fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let k = dir.join(format!("{name}.key"));
+    let p = dir.join(format!("{name}.pub"));
+    assert!(
+        Command::new("openssl").args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&k).status().unwrap().success()
+    );
+    assert!(Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&k).arg("-out").arg(&p).status().unwrap().success());
+    (k, p)
+}
+
+fn signer(key: &Path) -> Signer {
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_file(key).unwrap();
+    Signer::from_pkcs8_der(der.secret_pkcs8_der()).unwrap()
+}
+
+/// `trustmirror bundle import` in a network namespace with only loopback: (exit, stderr).
+fn import_offline(store: &Path, file: &Path, extra: &[&str]) -> (i32, String) {
+    let o = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(env!("CARGO_BIN_EXE_trustmirror"))
+        .args(["bundle", "import", "--store"])
+        .arg(store)
+        .arg(file)
+        .args(extra)
+        .env("TRUSTMIRROR_LOG", "warn")
+        .output()
+        .expect("unshare (util-linux)");
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn sha(p: &Path) -> String {
+    trustmirror::core::digest::sha256_hex(&std::fs::read(p).unwrap())
+}
+
+fn bundle(lab: &Lab, out: &Path, since: Option<&Path>, key: &Path) -> trustmirror::bundle::create::Created {
+    let o = CreateOptions {
+        output: out.to_path_buf(),
+        tuf_repo: "default".into(),
+        images: vec![],
+        since: since.map(Path::to_path_buf),
+        exporter: Some("connected-1".into()),
+        files: vec![lab.dir.join("policy/policy.yaml"), lab.dir.join("policy/banned.yaml")],
+    };
+    create(&lab.store, &o, Some(&signer(key)), jiff::Timestamp::now()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_bundle_carries_every_decision_across_the_gap() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = LabOptions::new(dir.path().join("lab"));
+    o.keep_testbed = true;
+    let lab = Lab::up(o).await.unwrap();
+    let tb = lab.testbed.as_ref().unwrap();
+    let root = tb.env["TUF_ROOT"].clone();
+    let (key, public) = openssl_key(dir.path(), "exporter");
+    let (_, other_public) = openssl_key(dir.path(), "other");
+    let b1 = dir.path().join("b1.tar");
+    let c1 = bundle(&lab, &b1, None, &key);
+    assert_eq!(c1.config.sequence, 1);
+    assert!(c1.config.counts["oci"] >= lab.scenarios.len(), "{:?}", c1.config.counts);
+    assert!(c1.config.counts["tlog"] >= 1);
+
+    // standard tools read it: a tar of an OCI image layout
+    let t = Command::new("tar").arg("tf").arg(&b1).output().unwrap();
+    let listing = String::from_utf8_lossy(&t.stdout);
+    assert!(listing.lines().any(|l| l == "oci-layout") && listing.lines().any(|l| l == "index.json"), "{listing}");
+
+    // verify on its own: a summary
+    let v = Command::new(env!("CARGO_BIN_EXE_trustmirror"))
+        .args(["bundle", "verify", "--key"])
+        .arg(&public)
+        .args(["--root", &root, "--output", "json"])
+        .arg(&b1)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert!(s["signature"].as_str().unwrap().starts_with("signed by") && s["signature"].as_str().unwrap().ends_with("exporter.pub"), "{s}");
+    assert!(s["tuf_timestamp_expires"].is_string() && !s["certificate_authorities"].as_array().unwrap().is_empty(), "{s}");
+    assert!(s["logs"][0][1].as_u64().unwrap() > 0, "{s}");
+
+    // the disconnected side: a fresh store, no network at all
+    let store = dir.path().join("disconnected.redb");
+    let keyarg = ["--key", public.to_str().unwrap(), "--root", &root];
+    // an unsigned bundle is refused by a store that names exporter keys
+    let unsigned = dir.path().join("unsigned.tar");
+    create(
+        &lab.store,
+        &CreateOptions { output: unsigned.clone(), tuf_repo: "default".into(), images: vec![], since: None, exporter: Some("someone".into()), files: vec![] },
+        None,
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    let (code, err) = import_offline(&store, &unsigned, &keyarg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unsigned"), "{err}");
+    let (code, err) = import_offline(&store, &b1, &["--key", other_public.to_str().unwrap(), "--root", &root]);
+    assert_eq!(code, 1, "a foreign exporter key: {err}");
+    assert!(!store.exists(), "refused imports do not even create the store");
+    let (code, err) = import_offline(&store, &b1, &keyarg);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("IMPORTED"), "{err}");
+    // a flipped byte anywhere is refused, the store byte-for-byte unchanged
+    let before = sha(&store);
+    let mut bytes = std::fs::read(&b1).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let flipped = dir.path().join("flipped.tar");
+    std::fs::write(&flipped, &bytes).unwrap();
+    let (code, err) = import_offline(&store, &flipped, &keyarg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("REFUSED"), "{err}");
+    assert_eq!(sha(&store), before, "byte for byte");
+    let (code, err) = import_offline(&store, &b1, &keyarg);
+    assert_eq!(code, 0, "the same bundle again: {err}");
+    assert!(err.contains("ALREADY IMPORTED"), "{err}");
+
+    // the same decisions on both sides, for every scenario
+    {
+        let s2 = Arc::new(Store::open(&store).unwrap());
+        let e2 = Engine::new(
+            s2,
+            Arc::new(SystemClock),
+            EngineOptions {
+                policy_files: vec![lab.dir.join("policy/policy.yaml")],
+                banned_file: Some(lab.dir.join("policy/banned.yaml")),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        for sc in &lab.scenarios {
+            let here = lab.engine.decide_image("prod", &sc.deploy_ref, None);
+            let there = e2.decide_image("prod", &sc.deploy_ref, None);
+            let props = |o: &trustmirror::admission::ImageOutcome| o.enforced().map(|v| v.property.as_str().to_string()).collect::<Vec<_>>();
+            assert_eq!(props(&here), props(&there), "{}: {:?} vs {:?}", sc.name, here.violations, there.violations);
+        }
+        assert!(e2.decide_image("prod", &lab.scenario("good").digest_ref, None).violations.is_empty(), "good passes on the far side, witnessed-log rule included");
+    }
+
+    // bundle #2 (nothing changed), then #1 again: an older bundle is refused
+    let b2 = dir.path().join("b2.tar");
+    let c2 = bundle(&lab, &b2, None, &key);
+    assert_eq!(c2.config.sequence, 2);
+    assert_eq!(import_offline(&store, &b2, &keyarg).0, 0);
+    let before = sha(&store);
+    let (code, err) = import_offline(&store, &b1, &keyarg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("older"), "{err}");
+    assert_eq!(sha(&store), before);
+
+    // an incremental bundle: one new signed digest on the connected side, only it travels
+    let digest = trustmirror::core::digest::sha256_digest(b"a new image");
+    let repo = format!("{}/myorg/new", lab.registry);
+    let signer_id = tb.stack.keyless(&trustmirror::testbed::scenarios::good_identity(), tb.now);
+    let st = trustmirror::testbed::cosign::statement(trustmirror::testbed::cosign::STATEMENT_V1, &repo, &digest, trustmirror::core::evidence::COSIGN_SIGN_V1, &json!({}));
+    let signed = tb.stack.attest(&signer_id, &st, tb.now);
+    lab.oci
+        .ingest_material(&trustmirror::mirror::oci::ImageMaterial {
+            name: repo.clone(),
+            digest: digest.clone(),
+            manifest: br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec(),
+            bundles: vec![(None, serde_json::to_vec(&signed.bundle).unwrap())],
+            ..Default::default()
+        })
+        .unwrap();
+    let b3 = dir.path().join("b3.tar");
+    let c3 = bundle(&lab, &b3, Some(&b2), &key);
+    assert_eq!(c3.config.counts.get("oci"), Some(&1), "{:?}", c3.config.counts);
+    assert!(c3.bytes * 4 < c1.bytes, "proportional to what changed: {} vs {}", c3.bytes, c1.bytes);
+    // not on top of what this store has: refused
+    let fresh = dir.path().join("fresh.redb");
+    let (code, err) = import_offline(&fresh, &b3, &keyarg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("incremental"), "{err}");
+    assert_eq!(import_offline(&store, &b3, &keyarg).0, 0);
+    let s2 = Store::open(&store).unwrap();
+    let rec = s2.oci_material(&repo, &digest).unwrap().expect("the new digest arrived");
+    assert!(rec.items.iter().any(|i| matches!(i.status, trustmirror::core::material::ItemStatus::Verified { .. })), "re-verified on import");
+    assert_eq!(s2.bundle_ledger("connected-1").unwrap().unwrap().sequence, 3);
+    lab.shutdown().await;
+}
