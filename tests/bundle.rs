@@ -203,3 +203,67 @@ async fn a_signed_bundle_carries_every_decision_across_the_gap() {
     assert_eq!(s2.bundle_ledger("connected-1").unwrap().unwrap().sequence, 3);
     lab.shutdown().await;
 }
+
+/// A bundle whose checkpoint contradicts the history the store already witnessed (the log showed
+/// the exporter a fork) is refused as a split view, and the store is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_from_a_forked_view_of_the_log_is_refused() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = LabOptions::new(dir.path().join("lab"));
+    o.keep_testbed = true;
+    let lab = Lab::up(o).await.unwrap();
+    let tb = lab.testbed.as_ref().unwrap();
+    let root = tb.env["TUF_ROOT"].clone();
+    let (key, public) = openssl_key(dir.path(), "exporter");
+    let base = tb.base_url();
+    let c = reqwest::Client::new();
+    let drill = |path: &str| c.post(format!("{base}{path}")).send();
+
+    // the log forks; the main view grows and the lab witnesses it; the far side imports that
+    for step in ["/testbed/rekor/fork", "/testbed/rekor/serve?view=main", "/testbed/rekor/append"] {
+        assert!(drill(step).await.unwrap().status().is_success(), "{step}");
+    }
+    assert!(lab.tlog.sync().await[0].error.is_none());
+    let main = dir.path().join("main.tar");
+    bundle(&lab, &main, None, &key);
+    let store = dir.path().join("far.redb");
+    let keyarg = ["--root", root.as_str()];
+    let (code, err) = import_offline(&store, &main, &keyarg);
+    assert_eq!(code, 0, "{err}");
+
+    // another connected store witnesses the fork view from scratch and exports it
+    assert!(drill("/testbed/rekor/serve?view=fork").await.unwrap().status().is_success());
+    let other = Arc::new(Store::open(dir.path().join("other.redb")).unwrap());
+    let clock: Arc<dyn trustmirror::core::clock::Clock> = Arc::new(SystemClock);
+    let tuf = trustmirror::daemon::tuf_mirror(
+        other.clone(),
+        "default",
+        &tb.env["TUF_URL"],
+        Some(std::fs::read(&root).unwrap()),
+        None,
+        std::time::Duration::from_secs(3600),
+        clock.clone(),
+    )
+    .unwrap();
+    tuf.refresh().await.unwrap();
+    let trust = Arc::new(trustmirror::trust::TrustSource::new(other.clone(), trustmirror::trust::TrustConfig::default()));
+    let w = Arc::new(trustmirror::trust::keys::load_witness(&dir.path().join("other-witness.key"), "other.example/witness").unwrap());
+    let t = trustmirror::mirror::tlog_mirror::TlogMirror::new(other.clone(), clock, trust, w);
+    assert!(t.sync().await[0].error.is_none());
+    let forked = dir.path().join("forked.tar");
+    create(
+        &other,
+        &CreateOptions { output: forked.clone(), tuf_repo: "default".into(), images: vec![], since: None, exporter: Some("other".into()), files: vec![] },
+        None,
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    let before = sha(&store);
+    let (code, err) = import_offline(&store, &forked, &keyarg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("SPLIT VIEW"), "{err}");
+    assert_eq!(sha(&store), before, "the store is unchanged");
+    let _ = public;
+    lab.shutdown().await;
+}
