@@ -267,3 +267,58 @@ async fn a_bundle_from_a_forked_view_of_the_log_is_refused() {
     let _ = public;
     lab.shutdown().await;
 }
+
+/// `serve` with `bundle: {inbox}` and no reachable upstream at all: a bundle dropped into the
+/// inbox is imported (its material served), a tampered one is moved to `refused/` with the
+/// reason, and both are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_imports_bundles_dropped_into_its_inbox() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::up(LabOptions::new(dir.path().join("lab"))).await.unwrap();
+    let (key, public) = openssl_key(dir.path(), "exporter");
+    let b1 = dir.path().join("b1.tar");
+    bundle(&lab, &b1, None, &key);
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.path().join("serve.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{http}\nstore: {}\ntuf:\n  upstream: http://127.0.0.1:1/\n  root: {}\n  refresh_interval: 1h\nbundle:\n  inbox: {}\n  keys: [{}]\n  interval: 1s\n",
+            dir.path().join("far.redb").display(),
+            lab.dir.join("testbed/tuf/1.root.json").display(),
+            inbox.display(),
+            public.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustmirror")).args(["serve", "--config"]).arg(&cfg).env("TRUSTMIRROR_LOG", "warn").spawn().unwrap();
+    // a tampered copy, then the real one; each written under a dot-name and renamed into place
+    let mut bytes = std::fs::read(&b1).unwrap();
+    let n = bytes.len() - 2000;
+    bytes[n] ^= 0x40;
+    std::fs::write(inbox.join(".t.tar"), &bytes).unwrap();
+    std::fs::rename(inbox.join(".t.tar"), inbox.join("tampered.tar")).unwrap();
+    std::fs::copy(&b1, inbox.join(".b1.tar")).unwrap();
+    std::fs::rename(inbox.join(".b1.tar"), inbox.join("b1.tar")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(inbox.join("imported/b1.tar").exists() && inbox.join("refused/tampered.tar").exists()) {
+        assert!(std::time::Instant::now() < deadline, "the inbox was not drained");
+        assert!(child.try_wait().unwrap().is_none(), "serve exited");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reason = std::fs::read_to_string(inbox.join("refused/tampered.tar.reason.txt")).unwrap();
+    assert!(reason.contains("refused"), "{reason}");
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let m = c.get(format!("http://127.0.0.1:{http}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("trustmirror_bundle_imports_total{result=\"imported\"} 1"), "{m}");
+    assert!(m.contains("trustmirror_bundle_imports_total{result=\"refused\"} 1"), "{m}");
+    let good = lab.scenario("good");
+    let r = c.get(format!("http://127.0.0.1:{http}/oci/v1/material/{}", good.digest)).send().await.unwrap();
+    assert!(r.status().is_success(), "the imported material is served: {}", r.status());
+    let _ = child.kill();
+    let _ = child.wait();
+    lab.shutdown().await;
+}

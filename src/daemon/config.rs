@@ -23,6 +23,10 @@
 //!   witness_key: /var/lib/trustmirror/witness.key   # generated if missing
 //!   witness_name: trustmirror.internal/witness
 //!   interval: 5m
+//! bundle:                             # optional: import air-gap bundles dropped here
+//!   inbox: /var/lib/trustmirror/inbox #   (→ inbox/imported/, inbox/refused/ + reason)
+//!   keys: [/etc/trustmirror/exporter.pub]   # only bundles signed by these exporters
+//!   interval: 30s
 //! admission:                          # optional: the HTTPS admission webhook
 //!   listen: 0.0.0.0:8443
 //!   tls:                              # either files (reloaded on change) …
@@ -62,6 +66,24 @@ pub struct Config {
     pub admission: Option<AdmissionConfig>,
     #[serde(default)]
     pub tlog: Option<TlogConfig>,
+    #[serde(default)]
+    pub bundle: Option<BundleInboxConfig>,
+}
+
+/// Air-gap bundles dropped into a directory (`bundle:` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleInboxConfig {
+    pub inbox: PathBuf,
+    /// Exporter public keys: when given, only bundles signed by one of them are imported.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    #[serde(default = "d30s", deserialize_with = "de_duration")]
+    pub interval: Duration,
+}
+
+fn d30s() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// The transparency-log witness (`tlog:` section): every log of the trusted root.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod inbox;
 pub mod supervise;
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ pub struct Options {
     pub admission: Option<(Arc<Engine>, WebhookOptions)>,
     /// Bearer token `POST /oci/v1/ingest` requires (without one the endpoint is closed).
     pub ingest_token: Option<String>,
+    /// Air-gap bundles dropped into a directory.
+    pub inbox: Option<Arc<inbox::Inbox>>,
 }
 
 impl Options {
@@ -59,6 +62,7 @@ impl Options {
             tlog: None,
             admission: None,
             ingest_token: None,
+            inbox: None,
         }
     }
 
@@ -98,6 +102,14 @@ impl Options {
             let w = Arc::new(crate::trust::keys::load_witness(&tc.witness_key, &tc.witness_name)?);
             tracing::info!(vkey = %w.vkey(), "transparency-log witness");
             o.tlog = Some((Arc::new(TlogMirror::new(store.clone(), clock.clone(), trust.clone(), w)), tc.interval));
+        }
+        if let Some(bc) = &cfg.bundle {
+            let options = crate::bundle::import::ImportOptions {
+                keys: crate::trust::keys::load_public_keys(&bc.keys)?,
+                pinned_root: Some(read_opt(&t.root)?.unwrap_or_else(|| crate::bundles::SIGSTORE_PRODUCTION_ROOT.to_vec())),
+            };
+            std::fs::create_dir_all(&bc.inbox).with_context(|| format!("bundle.inbox {}", bc.inbox.display()))?;
+            o.inbox = Some(Arc::new(inbox::Inbox::new(bc.inbox.clone(), options, bc.interval)));
         }
         if let Some(ac) = &cfg.admission {
             let mut eo = ac.engine_options();
@@ -240,7 +252,15 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
     }
     let tasks = supervise::Tasks::new();
     metrics.register(|r| tasks.register(r));
+    // the inbox's family exists whether or not an inbox is configured (documented, alertable)
+    let inbox = o.inbox.clone().unwrap_or_else(|| Arc::new(inbox::Inbox::new(Default::default(), Default::default(), Duration::from_secs(30))));
+    metrics.register(|r| inbox.register(r));
+
     let (stop, rx) = tokio::sync::watch::channel(false);
+    if let Some(ib) = o.inbox.clone() {
+        let (store, clock, rx_i) = (o.tuf.store().clone(), o.clock.clone(), rx.clone());
+        supervise::supervise(tasks.clone(), "bundle-inbox", rx.clone(), move || inbox::run(ib.clone(), store.clone(), clock.clone(), rx_i.clone()));
+    }
     let queue = o.oci.as_ref().map(|_| crate::mirror::oci::queue());
     let state = AppState {
         store: o.tuf.store().clone(),
