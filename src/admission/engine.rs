@@ -41,6 +41,8 @@ pub struct EngineOptions {
     pub fail_open: bool,
     /// Record allowed admissions without violations in the audit log too.
     pub record_allowed: bool,
+    /// How long decisions go on without new trust material.
+    pub freshness: crate::core::freshness::FreshnessPolicy,
     /// Append JSON audit records to this file (`-`: standard output).
     pub audit_file: Option<PathBuf>,
     /// Not ready until the OCI mirror has synced at least one repository (a fresh replica would
@@ -59,6 +61,7 @@ impl Default for EngineOptions {
             breakglass_max: SignedDuration::from_hours(4),
             fail_open: false,
             record_allowed: false,
+            freshness: Default::default(),
             audit_file: None,
             require_mirror_sync: false,
         }
@@ -139,6 +142,9 @@ pub struct Engine {
     ingest: OnceLock<tokio::sync::mpsc::Sender<String>>,
     pub(super) audit: audit::Sink,
     pub metrics: AdmissionMetrics,
+    /// The freshness verdicts, re-judged at most once a second of wall time (and whenever the
+    /// clock has moved).
+    freshness: Mutex<Option<(Instant, Timestamp, Arc<Vec<Violation>>)>>,
 }
 
 impl Engine {
@@ -188,7 +194,44 @@ impl Engine {
             ingest: slot,
             audit,
             metrics,
+            freshness: Mutex::new(None),
         })
+    }
+
+    /// What the freshness policy says of the trust material now: a violation per kind that is
+    /// past its warning (`warn`) or its expiry (`enforce`, unless the rule keeps it).
+    pub fn freshness(&self) -> Arc<Vec<Violation>> {
+        let now = self.clock.now();
+        {
+            let c = self.freshness.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, t, v)) = &*c
+                && at.elapsed() < Duration::from_secs(1)
+                && *t == now
+            {
+                return v.clone();
+            }
+        }
+        use crate::core::freshness::Verdict;
+        let v: Vec<Violation> = match crate::trust::freshness::facts(&self.store, &self.trust.config().tuf_repo) {
+            Ok(f) => crate::core::freshness::judge_all(&self.opts.freshness, &f, now)
+                .into_values()
+                .filter_map(|v| match v {
+                    Verdict::Fresh => None,
+                    Verdict::Warn(m) => Some((m, Mode::Warn)),
+                    Verdict::Deny(m) => Some((m, Mode::Enforce)),
+                })
+                .map(|(message, mode)| Violation { policy: "(freshness)".into(), property: Property::Freshness, message, mode })
+                .collect(),
+            Err(e) => vec![Violation {
+                policy: "(freshness)".into(),
+                property: Property::Freshness,
+                message: format!("reading the trust material's state failed: {e} (failing closed)"),
+                mode: if self.opts.fail_open { Mode::Warn } else { Mode::Enforce },
+            }],
+        };
+        let v = Arc::new(v);
+        *self.freshness.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), now, v.clone()));
+        v
     }
 
     /// Attach the mirror's on-demand queue (once; the service starts the queue after the engine).
@@ -443,6 +486,10 @@ impl Engine {
         out.policies = eval.policies.clone();
         out.by_vsa = eval.by_vsa.clone();
         out.violations = policy.apply_namespace(&eval, namespace);
+        // trust material past its freshness policy concerns every image a policy covers
+        if !out.policies.is_empty() {
+            out.violations.extend(self.freshness().iter().cloned());
+        }
         if let Some(cap) = cap {
             for v in &mut out.violations {
                 v.mode = v.mode.min(cap);

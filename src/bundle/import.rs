@@ -334,7 +334,9 @@ fn chain(
         };
         let proof = prev.as_ref().and_then(|p| proofs.get(&(p.size, c.size))).cloned();
         let current = prev.as_ref().map(|p| p.size);
-        match staging.tlog_accept(&key.id, &key.base_url, current, &c, now, proof.as_deref()).map_err(st)? {
+        // witnessed when the exporter's witness cosigned it, not when it crossed the gap
+        let at = cosigned_at(text).filter(|t| *t <= now).unwrap_or(now);
+        match staging.tlog_accept(&key.id, &key.base_url, current, &c, at, proof.as_deref()).map_err(st)? {
             crate::store::tlog::Cas::Stored => {}
             crate::store::tlog::Cas::Conflict(n) => return Err(e(format!("the staging store moved to {n}"))),
         }

@@ -79,6 +79,9 @@ pub enum PolicyCmd {
         trusted_root: Option<PathBuf>,
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// The freshness policy (default: the built-in one; see `trustmirror status`).
+        #[arg(long)]
+        freshness: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         #[arg(required = true)]
@@ -201,9 +204,15 @@ pub fn report_cmd(a: ReportArgs) -> anyhow::Result<i32> {
 }
 
 pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
-    let PolicyCmd::Check { store, policies, banned, trusted_root, namespace, output, images } = c;
+    let PolicyCmd::Check { store, policies, banned, trusted_root, namespace, freshness, output, images } = c;
     let store = Arc::new(Store::open(&store)?);
+    let freshness = match &freshness {
+        Some(p) => crate::core::freshness::FreshnessPolicy::parse(&std::fs::read_to_string(p).with_context(|| format!("--freshness {}", p.display()))?)
+            .map_err(anyhow::Error::msg)?,
+        None => Default::default(),
+    };
     let opts = EngineOptions {
+        freshness,
         policy_files: policies,
         banned_file: banned,
         trust: crate::trust::TrustConfig { explicit: trusted_root, ..Default::default() },

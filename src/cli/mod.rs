@@ -7,6 +7,7 @@ pub mod demo;
 pub mod gate;
 pub mod mirror;
 pub mod node;
+pub mod status;
 pub mod testbed;
 pub mod tlog;
 pub mod tuf_conformance;
@@ -86,6 +87,9 @@ pub enum Cmd {
     /// with the scenario images, for tests, demos and air-gap drills.
     #[command(subcommand)]
     Testbed(TestbedCmd),
+    /// How fresh the trust material is, and what the freshness policy does about it (exit 1
+    /// when anything is past its warning).
+    Status(status::StatusArgs),
     /// Air-gap bundles: create one on the connected side; verify and import it on the other.
     #[command(subcommand)]
     Bundle(bundle::BundleCmd),
@@ -261,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Node(a) => node::run(a).await,
         Cmd::Gate(a) => gate::run(a).await,
         Cmd::Bundle(c) => bundle::run(c).await,
+        Cmd::Status(a) => status::run(a),
         Cmd::Tuf(TufCmd::Refresh { store, upstream, root, ca_file, output }) => tuf_refresh(store, upstream, root, ca_file, output).await,
         Cmd::Tuf(TufCmd::Status { store, output }) => tuf_status(store, output),
         Cmd::Dev(DevCmd::DemoBundle { dir, targets }) => demo::make_demo_bundle(&dir, &targets).map(|_| 0),

@@ -90,3 +90,22 @@ mod tests {
         assert_eq!(c.now(), t0);
     }
 }
+
+/// A duration as people write it: `30d`, `7d 12h`, `90m`, `45s`.
+pub fn human(d: SignedDuration) -> String {
+    let mut s = d.as_secs().unsigned_abs();
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = vec![];
+    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= n {
+            out.push(format!("{}{unit}", s / n));
+            s %= n;
+        }
+        if out.len() == 2 {
+            break;
+        }
+    }
+    format!("{}{}", if d.is_negative() { "-" } else { "" }, out.join(" "))
+}

@@ -5,6 +5,7 @@ pub mod cosign_key;
 pub mod digest;
 pub mod dsse;
 pub mod evidence;
+pub mod freshness;
 pub mod material;
 pub mod merkle;
 pub mod nodepolicy;

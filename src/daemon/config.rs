@@ -27,6 +27,10 @@
 //!   inbox: /var/lib/trustmirror/inbox #   (→ inbox/imported/, inbox/refused/ + reason)
 //!   keys: [/etc/trustmirror/exporter.pub]   # only bundles signed by these exporters
 //!   interval: 30s
+//! freshness:                          # optional: how long decisions go on without new material
+//!   tuf: {warnAfter: 1d, onExpiry: keepLastKnownGood, grace: 30d}   # (the defaults)
+//!   trustedRoot: {onExpiry: warn}
+//!   checkpoints: {warnAfter: 1d, onExpiry: warn}
 //! admission:                          # optional: the HTTPS admission webhook
 //!   listen: 0.0.0.0:8443
 //!   tls:                              # either files (reloaded on change) …
@@ -68,6 +72,9 @@ pub struct Config {
     pub tlog: Option<TlogConfig>,
     #[serde(default)]
     pub bundle: Option<BundleInboxConfig>,
+    /// How long decisions go on without new trust material (default: see core::freshness).
+    #[serde(default)]
+    pub freshness: Option<crate::core::freshness::FreshnessPolicy>,
 }
 
 /// Air-gap bundles dropped into a directory (`bundle:` section).
@@ -194,6 +201,7 @@ fn d4m() -> usize {
 impl AdmissionConfig {
     pub fn engine_options(&self) -> crate::admission::EngineOptions {
         crate::admission::EngineOptions {
+            freshness: Default::default(),
             policy_files: self.policies.clone(),
             banned_file: self.banned_packages.clone(),
             exemptions_file: self.exemptions.clone(),

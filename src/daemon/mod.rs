@@ -113,6 +113,7 @@ impl Options {
         }
         if let Some(ac) = &cfg.admission {
             let mut eo = ac.engine_options();
+            eo.freshness = cfg.freshness.clone().unwrap_or_default();
             eo.require_mirror_sync = cfg.oci.is_some();
             eo.trust = trust.config().clone();
             // the queue is attached by `start`, which owns the OCI mirror's worker

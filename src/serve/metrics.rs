@@ -29,6 +29,8 @@ pub struct Metrics {
     failures_seen: Mutex<BTreeMap<(String, String), u64>>,
     refreshes: Family<Labels, Counter>,
     requests: Family<Labels, Counter>,
+    material_age: Family<Labels, Gauge>,
+    material_expiry: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,8 @@ impl Metrics {
             failures_seen: Mutex::new(BTreeMap::new()),
             refreshes: Family::default(),
             requests: Family::default(),
+            material_age: Family::default(),
+            material_expiry: Family::default(),
         };
         r.register("role_expiry_timestamp_seconds", "Expiry of the trusted version of each role (Unix time)", m.role_expiry.clone());
         r.register("role_version", "Trusted version of each role", m.role_version.clone());
@@ -71,6 +75,13 @@ impl Metrics {
         r.register("refresh_failures", "Failed refreshes by reason (persisted in the store)", m.failures.clone());
         r.register("refreshes", "Refreshes run by this process, by result", m.refreshes.clone());
         r.register("upstream_requests", "Requests made to the upstream by this process", m.requests.clone());
+        let mr = root.sub_registry_with_prefix("trustmirror_material");
+        mr.register("age_seconds", "Seconds since each kind of trust material was last refreshed (tuf, checkpoints)", m.material_age.clone());
+        mr.register(
+            "expiry_timestamp_seconds",
+            "When each kind of trust material expires (tuf: earliest role; trusted_root: last CA validity), Unix time",
+            m.material_expiry.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = root;
         m
     }
@@ -110,6 +121,17 @@ impl Metrics {
                 if total > *prev {
                     c.inc_by(total - *prev);
                     *prev = total;
+                }
+            }
+        }
+        if let Ok(facts) = crate::trust::freshness::facts(store, repo) {
+            for (k, f) in facts.iter().filter(|(_, f)| !f.absent) {
+                let labels = l(&[("kind", k.as_str())]);
+                if let Some(s) = f.fresh_since {
+                    self.material_age.get_or_create(&labels).set(now.duration_since(s).as_secs());
+                }
+                if let Some(e) = f.expires {
+                    self.material_expiry.get_or_create(&labels).set(e.as_second());
                 }
             }
         }

@@ -12,6 +12,7 @@
 //!
 //! Public keys and the witness's signing key are loaded by [`keys`].
 
+pub mod freshness;
 pub mod keys;
 
 use std::collections::BTreeMap;

@@ -38,6 +38,8 @@ pub enum Property {
     /// The bundles' transparency-log checkpoints against the witnessed history.
     Transparency,
     NoPolicy,
+    /// The trust material itself is too old (the freshness policy).
+    Freshness,
 }
 
 impl Mode {
@@ -83,6 +85,7 @@ impl Property {
             Property::Attestation => "attestation",
             Property::Transparency => "transparency",
             Property::NoPolicy => "no-policy",
+            Property::Freshness => "freshness",
         }
     }
 }
