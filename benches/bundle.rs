@@ -133,5 +133,13 @@ async fn main() {
     let (t, rss, code) = run(&["bundle", "import", "--store", &s(&far), &s(&b2), "--key", &s(&public)]);
     assert_eq!(code, 0);
     println!("bundle import (incremental): {t:>7.2} s  peak RSS {rss:>6.1} MB");
+    // BENCH_KEEP=DIR keeps the full bundle, the exporter key and the pinned root (profiling)
+    if let Ok(keep) = std::env::var("BENCH_KEEP") {
+        let k = Path::new(&keep);
+        std::fs::create_dir_all(k).unwrap();
+        for (f, name) in [(&b1, "full.tar"), (&public, "exporter.pub"), (&Path::new(&tb.env["TUF_ROOT"]).to_path_buf(), "root.json")] {
+            std::fs::copy(f, k.join(name)).unwrap();
+        }
+    }
     tb.shutdown().await;
 }

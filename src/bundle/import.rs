@@ -151,7 +151,7 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     let sig = signature(&b, o)?;
     let repo = b.config.tuf_repo.clone();
     let dir = tempfile::tempdir().map_err(|e| ImportError::Store(e.to_string()))?;
-    let staging = Store::open(dir.path().join("staging.redb")).map_err(|e| ImportError::Store(e.to_string()))?;
+    let staging = Store::open_ephemeral(dir.path().join("staging.redb")).map_err(|e| ImportError::Store(e.to_string()))?;
     let st = |e: crate::store::StoreError| ImportError::Store(e.to_string());
 
     // the material records (parsed first: seeding needs their keys)
@@ -172,7 +172,7 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     for path in b.under("tuf/") {
         let dest = tuf_dir.join(path.trim_start_matches("tuf/"));
         std::fs::create_dir_all(dest.parent().expect("parent")).map_err(|e| ImportError::Store(e.to_string()))?;
-        std::fs::copy(b.blob_path(&b.files[path]), &dest).map_err(|e| ImportError::Store(e.to_string()))?;
+        std::fs::write(&dest, b.read(path).map_err(ImportError::File)?).map_err(|e| ImportError::Store(e.to_string()))?;
     }
     let held = staging.tuf_state(&repo).map_err(st)?;
     let (pinned, anchor) = match (held.bytes("root"), &o.pinned_root) {
@@ -406,6 +406,31 @@ async fn import_staged(file: &Path, live: &Store, o: &ImportOptions, now: Timest
             )));
         }
     }
+    // the same bundle again: its file checked above; nothing else to do
+    if last.as_ref().is_some_and(|l| l.sequence == head.config.sequence && l.digest == head.manifest_digest) {
+        let summary = Summary {
+            exporter: head.config.exporter.clone(),
+            sequence: head.config.sequence,
+            created: head.config.created,
+            since: head.config.since.clone(),
+            manifest_digest: head.manifest_digest.clone(),
+            bytes: head.size,
+            signature: signature(&head, o)?,
+            tuf_root_version: 0,
+            tuf_timestamp_expires: None,
+            tuf_targets_expires: None,
+            tuf_anchor: "(already imported)".into(),
+            certificate_authorities: vec![],
+            materials: 0,
+            items_verified: 0,
+            items_rejected: 0,
+            tags: 0,
+            logs: vec![],
+            notes: vec!["this bundle was imported before; nothing was re-applied".into()],
+            policy_files: vec![],
+        };
+        return Ok(Staging::Already(summary));
+    }
     if let Some(since) = &head.config.since {
         let on_top = last.as_ref().is_some_and(|l| l.digest == *since || (l.sequence == head.config.sequence && l.digest == head.manifest_digest));
         if !on_top {
@@ -447,7 +472,7 @@ pub async fn import_path(file: &Path, path: &Path, o: &ImportOptions, now: Times
     if path.exists() {
         std::fs::copy(path, &copy).map_err(|e| st(format!("copying {}: {e}", path.display())))?;
     }
-    let snapshot = Store::open(&copy).map_err(|e| st(e.to_string()))?;
+    let snapshot = Store::open_ephemeral(&copy).map_err(|e| st(e.to_string()))?;
     let outcome = import_staged(file, &snapshot, o, now).await?;
     match outcome {
         Staging::Already(summary) => Ok(Imported::AlreadyImported { summary }),

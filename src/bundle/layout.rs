@@ -143,8 +143,12 @@ impl Writer {
 }
 
 /// A bundle read and checked: every blob hashed against its name, the manifest and its files.
+/// Blobs are read from the archive in place (an uncompressed tar: each at a known offset) and
+/// hashed again on every read, so the file cannot change under the importer unnoticed.
 pub struct Bundle {
-    pub dir: tempfile::TempDir,
+    file: PathBuf,
+    /// sha256 hex → (offset in the archive, size).
+    blobs: BTreeMap<String, (u64, u64)>,
     pub manifest_digest: String,
     pub manifest: Vec<u8>,
     pub config: BundleConfig,
@@ -156,13 +160,22 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    pub fn blob_path(&self, sha: &str) -> PathBuf {
-        self.dir.path().join("blobs/sha256").join(sha)
+    fn blob(&self, sha: &str) -> Result<Vec<u8>, String> {
+        use std::io::Seek;
+        let (off, size) = *self.blobs.get(sha).ok_or_else(|| format!("blob sha256:{sha} is missing"))?;
+        let mut f = std::fs::File::open(&self.file).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        f.seek(std::io::SeekFrom::Start(off)).map_err(|e| e.to_string())?;
+        let mut b = vec![0u8; size as usize];
+        f.read_exact(&mut b).map_err(|e| format!("blob sha256:{sha}: {e}"))?;
+        if sha256_hex(&b) != sha {
+            return Err(format!("blob sha256:{sha} changed while the bundle was being read"));
+        }
+        Ok(b)
     }
 
     pub fn read(&self, path: &str) -> Result<Vec<u8>, String> {
         let sha = self.files.get(path).ok_or_else(|| format!("the bundle has no {path}"))?;
-        std::fs::read(self.blob_path(sha)).map_err(|e| format!("{path}: {e}"))
+        self.blob(sha).map_err(|e| format!("{path}: {e}"))
     }
 
     /// Paths under `prefix/`.
@@ -171,13 +184,14 @@ impl Bundle {
     }
 }
 
-/// Unpack and check a bundle file.
+/// Open and check a bundle file.
 pub fn open(file: &Path) -> Result<Bundle, String> {
     let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
-    let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut ar = tar::Archive::new(std::io::BufReader::new(f));
     let mut n = 0usize;
+    let mut blobs: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for e in ar.entries().map_err(|e| format!("{}: not a tar archive: {e}", file.display()))? {
         let mut e = e.map_err(|e| format!("{}: damaged archive: {e}", file.display()))?;
         n += 1;
@@ -198,73 +212,102 @@ pub fn open(file: &Path) -> Result<Bundle, String> {
         if e.size() > MAX_FILE {
             return Err(format!("{path}: {} bytes, more than the {MAX_FILE}-byte limit", e.size()));
         }
-        let dest = dir.path().join(&path);
-        std::fs::create_dir_all(dest.parent().expect("has a parent")).map_err(|e| e.to_string())?;
-        let mut out = std::fs::File::create(&dest).map_err(|e| e.to_string())?;
-        let mut h = <sha2::Sha256 as sha2::Digest>::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let k = e.read(&mut buf).map_err(|e| format!("{path}: {e}"))?;
-            if k == 0 {
-                break;
+        let (offset, len) = (e.raw_file_position(), e.size());
+        match path.strip_prefix("blobs/sha256/") {
+            Some(name) => {
+                let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let k = e.read(&mut buf).map_err(|e| format!("{path}: {e}"))?;
+                    if k == 0 {
+                        break;
+                    }
+                    sha2::Digest::update(&mut h, &buf[..k]);
+                }
+                let got = hex::encode(sha2::Digest::finalize(h));
+                if got != name {
+                    return Err(format!("{path}: content hashes to sha256:{got}, not to its name (the file was altered)"));
+                }
+                if blobs.insert(name.to_string(), (offset, len)).is_some() {
+                    return Err(format!("{path} appears twice"));
+                }
             }
-            sha2::Digest::update(&mut h, &buf[..k]);
-            out.write_all(&buf[..k]).map_err(|e| e.to_string())?;
-        }
-        if let Some(name) = path.strip_prefix("blobs/sha256/") {
-            let got = hex::encode(sha2::Digest::finalize(h));
-            if got != name {
-                return Err(format!("{path}: content hashes to sha256:{got}, not to its name (the file was altered)"));
+            None => {
+                if len > 1 << 20 {
+                    return Err(format!("{path}: {len} bytes"));
+                }
+                let mut b = vec![];
+                e.read_to_end(&mut b).map_err(|e| format!("{path}: {e}"))?;
+                small.insert(path, b);
             }
         }
     }
-    let read = |p: &str| std::fs::read(dir.path().join(p)).map_err(|_| format!("not an OCI image layout: no {p}"));
+    let mut b = Bundle {
+        file: file.to_path_buf(),
+        blobs,
+        manifest_digest: String::new(),
+        manifest: vec![],
+        config: BundleConfig {
+            exporter: String::new(),
+            sequence: 0,
+            created: jiff::Timestamp::UNIX_EPOCH,
+            since: None,
+            tuf_repo: String::new(),
+            counts: BTreeMap::new(),
+        },
+        files: BTreeMap::new(),
+        signature: None,
+        size,
+    };
+    let read = |p: &str| small.get(p).cloned().ok_or_else(|| format!("not an OCI image layout: no {p}"));
     let layout: Value = serde_json::from_slice(&read("oci-layout")?).map_err(|e| format!("oci-layout: {e}"))?;
     if layout["imageLayoutVersion"] != "1.0.0" {
         return Err(format!("oci-layout: imageLayoutVersion {} (expected 1.0.0)", layout["imageLayoutVersion"]));
     }
     let index: Value = serde_json::from_slice(&read("index.json")?).map_err(|e| format!("index.json: {e}"))?;
-    let blob = |d: &str| -> Result<Vec<u8>, String> {
+    let blob = |b: &Bundle, d: &str| -> Result<Vec<u8>, String> {
         let hex = d.strip_prefix("sha256:").filter(|h| crate::core::digest::is_sha256_hex(h)).ok_or_else(|| format!("digest {d:?}: not sha256"))?;
-        std::fs::read(dir.path().join("blobs/sha256").join(hex)).map_err(|_| format!("blob {d} is missing"))
+        b.blob(hex)
     };
     let manifests = index["manifests"].as_array().ok_or("index.json: no manifests")?;
     let find = |a: &str| manifests.iter().filter(|m| m["artifactType"] == a).collect::<Vec<_>>();
     let [m] = &find(ARTIFACT_BUNDLE)[..] else { return Err("index.json: not exactly one bundle manifest".into()) };
     let manifest_digest = m["digest"].as_str().ok_or("index.json: the bundle manifest has no digest")?.to_string();
-    let manifest = blob(&manifest_digest)?;
+    let manifest = blob(&b, &manifest_digest)?;
     let mv: Value = serde_json::from_slice(&manifest).map_err(|e| format!("the bundle manifest: {e}"))?;
     if mv["artifactType"] != ARTIFACT_BUNDLE || mv["config"]["mediaType"] != MT_CONFIG {
         return Err("the bundle manifest is not a trustmirror air-gap bundle".into());
     }
-    let config: BundleConfig = serde_json::from_slice(&blob(mv["config"]["digest"].as_str().unwrap_or_default())?)
-        .map_err(|e| format!("the bundle's config: {e}"))?;
+    let config: BundleConfig =
+        serde_json::from_slice(&blob(&b, mv["config"]["digest"].as_str().unwrap_or_default())?).map_err(|e| format!("the bundle's config: {e}"))?;
     let mut files = BTreeMap::new();
     for l in mv["layers"].as_array().ok_or("the bundle manifest has no layers")? {
         let path = l["annotations"][TITLE].as_str().ok_or("a layer without a path")?;
         if !safe_path(path) {
             return Err(format!("layer path {path:?} is not a safe relative path"));
         }
-        let d = l["digest"].as_str().unwrap_or_default();
-        let b = blob(d)?;
-        if Some(b.len() as u64) != l["size"].as_u64() {
-            return Err(format!("{path}: {} bytes, the manifest says {}", b.len(), l["size"]));
+        let d = l["digest"].as_str().unwrap_or_default().trim_start_matches("sha256:").to_string();
+        let (_, len) = b.blobs.get(&d).ok_or_else(|| format!("{path}: blob sha256:{d} is missing"))?;
+        if Some(*len) != l["size"].as_u64() {
+            return Err(format!("{path}: {len} bytes, the manifest says {}", l["size"]));
         }
-        if files.insert(path.to_string(), d.trim_start_matches("sha256:").to_string()).is_some() {
+        if files.insert(path.to_string(), d).is_some() {
             return Err(format!("{path} is listed twice"));
         }
     }
     let signature = match &find(ARTIFACT_SIGNATURE)[..] {
         [] => None,
         [s] => {
-            let sm: Value = serde_json::from_slice(&blob(s["digest"].as_str().unwrap_or_default())?).map_err(|e| format!("the signature manifest: {e}"))?;
+            let sm: Value =
+                serde_json::from_slice(&blob(&b, s["digest"].as_str().unwrap_or_default())?).map_err(|e| format!("the signature manifest: {e}"))?;
             if sm["subject"]["digest"] != manifest_digest {
                 return Err("the signature manifest is about another manifest".into());
             }
-            let env = blob(sm["layers"][0]["digest"].as_str().unwrap_or_default())?;
+            let env = blob(&b, sm["layers"][0]["digest"].as_str().unwrap_or_default())?;
             Some(serde_json::from_slice(&env).map_err(|e| format!("the signature envelope: {e}"))?)
         }
         _ => return Err("index.json: more than one signature manifest".into()),
     };
-    Ok(Bundle { dir, manifest_digest, manifest, config, files, signature, size })
+    (b.manifest_digest, b.manifest, b.config, b.files, b.signature) = (manifest_digest, manifest, config, files, signature);
+    Ok(b)
 }

@@ -71,7 +71,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// Add an exemption; returns its id.
     pub fn exemption_add(&self, mut e: Exemption) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let id;
         {
             let mut t = tx.open_table(EXEMPTIONS)?;
@@ -84,7 +84,7 @@ impl Store {
     }
 
     pub fn exemption_revoke(&self, id: u64) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let found;
         {
             let mut t = tx.open_table(EXEMPTIONS)?;
@@ -113,7 +113,7 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(AUDIT_LOG)?;
             let first = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);

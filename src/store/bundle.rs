@@ -63,7 +63,7 @@ impl Store {
 
     /// The exporter's own record of the last bundle it made (its next sequence follows it).
     pub fn bundle_record_export(&self, ledger: &ImportLedger) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let json = serde_json::to_string(ledger).expect("json");
             tx.open_table(BUNDLE_IMPORTS)?.insert(ledger.exporter.as_str(), json.as_str())?;
@@ -77,7 +77,7 @@ impl Store {
     /// records of the given (repository, digest) pairs (retained items).
     pub fn seed_staging(&self, staging: &Store, repo: &str, materials: &[(String, String)]) -> Result<(), StoreError> {
         let rtx = self.db.begin_read()?;
-        let wtx = staging.db.begin_write()?;
+        let wtx = staging.begin_write()?;
         {
             copy_prefix(&rtx.open_table(TUF_META)?, &mut wtx.open_table(TUF_META)?, |k: &(&str, &str, u64)| k.0 == repo)?;
             copy_prefix(&rtx.open_table(TUF_CURRENT)?, &mut wtx.open_table(TUF_CURRENT)?, |k: &(&str, &str)| k.0 == repo)?;
@@ -110,7 +110,7 @@ impl Store {
     pub fn merge_verified(&self, staging: &Store, repo: &str, ledger: &ImportLedger) -> Result<MergeCounts, StoreError> {
         let mut c = MergeCounts::default();
         let rtx = staging.db.begin_read()?;
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             // TUF: metadata versions are immutable; the current pointer only increases
             let mut wm = wtx.open_table(TUF_META)?;

@@ -53,6 +53,9 @@ from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::Table
 pub struct Store {
     pub(crate) db: Database,
     path: PathBuf,
+    /// A scratch store (an import's staging area): commits are not synced to disk, since a crash
+    /// throws the whole store away anyway.
+    ephemeral: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -81,9 +84,25 @@ impl Store {
             Self::create(&path).map_err(|e| open_err(&e))?;
         }
         let db = Self::builder().create(&path).map_err(|e| open_err(&e))?;
-        let store = Self { db, path };
+        let store = Self { db, path, ephemeral: false };
         store.migrate(MIGRATIONS)?;
         Ok(store)
+    }
+
+    /// A scratch store whose commits are not synced (staging areas thrown away on any failure).
+    pub fn open_ephemeral(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let mut s = Self::open(path)?;
+        s.ephemeral = true;
+        Ok(s)
+    }
+
+    /// A write transaction (not synced to disk for an ephemeral store).
+    pub(crate) fn begin_write(&self) -> Result<redb::WriteTransaction, redb::TransactionError> {
+        let mut tx = self.db.begin_write()?;
+        if self.ephemeral {
+            let _ = tx.set_durability(redb::Durability::None);
+        }
+        Ok(tx)
     }
 
     fn builder() -> redb::Builder {
@@ -103,7 +122,7 @@ impl Store {
         let res = (|| {
             {
                 let db = Self::builder().create(&tmp).map_err(|e| StoreError::Db(e.to_string()))?;
-                Self { db, path: tmp.clone() }.migrate(MIGRATIONS)?;
+                Self { db, path: tmp.clone(), ephemeral: false }.migrate(MIGRATIONS)?;
             }
             let io = |e: std::io::Error| StoreError::Db(e.to_string());
             std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
@@ -135,7 +154,7 @@ impl Store {
         if current == target {
             return Ok(current);
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         for (i, m) in migrations.iter().enumerate().skip(current as usize) {
             tracing::info!(from = i, to = i + 1, "migrating store schema");
             m(&tx)?;
@@ -160,7 +179,7 @@ impl Store {
 
     /// For tests and `store` maintenance: overwrite the recorded schema version.
     pub fn set_schema_version_for_test(&self, v: u32) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(META)?.insert("schema_version", v.to_string().as_str())?;
         tx.commit()?;
         Ok(())

@@ -56,7 +56,7 @@ impl Store {
     /// transaction.
     pub fn oci_put_material(&self, rec: &MaterialRecord, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let (repo, digest) = (rec.repository.as_str(), rec.subject.as_str());
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut b = tx.open_table(BLOBS)?;
             for (sha, bytes) in blobs {
@@ -142,7 +142,7 @@ impl Store {
     }
 
     pub fn oci_put_tag(&self, repo: &str, tag: &str, rec: &TagRecord) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(OCI_TAGS)?.insert((repo, tag), serde_json::to_string(rec).expect("serializable").as_str())?;
         tx.commit()?;
         Ok(())
@@ -168,7 +168,7 @@ impl Store {
 
     /// Record a repository's tag-list state (and drop resolutions of tags that disappeared).
     pub fn oci_put_repo(&self, repo: &str, rec: &RepoRecord) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut tags = tx.open_table(OCI_TAGS)?;
             let gone: Vec<String> = tags

@@ -128,7 +128,7 @@ impl Store {
 
     /// Record sync bookkeeping (time, error) without touching the witnessed checkpoint.
     pub fn tlog_note(&self, log: &str, base_url: &str, at: Timestamp, error: Option<String>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(TLOG_STATE)?;
             let mut s: LogState = match t.get(log)? {
@@ -154,7 +154,7 @@ impl Store {
         at: Timestamp,
         proof: Option<&[Hash]>,
     ) -> Result<Cas, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(TLOG_STATE)?;
             let mut s: LogState = match t.get(log)? {
@@ -182,7 +182,7 @@ impl Store {
 
     /// Record roots proven consistent with the witnessed history (bundle checkpoints).
     pub fn tlog_put_roots(&self, log: &str, roots: &[(u64, Hash)]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(TLOG_ROOTS)?;
             for (size, root) in roots {
@@ -196,7 +196,7 @@ impl Store {
     /// Record a cited checkpoint's root proven consistent with witnessed size `witnessed`, with
     /// the proof (so an air-gap bundle can carry the proof, not just the claim).
     pub fn tlog_put_proven(&self, log: &str, size: u64, root: &Hash, witnessed: u64, proof: &[Hash]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             tx.open_table(TLOG_ROOTS)?.insert((log, size), hex::encode(root).as_str())?;
             tx.open_table(TLOG_PROOFS)?.insert((log, size, witnessed), proof_json(proof, Some(root)).as_str())?;
@@ -251,7 +251,7 @@ impl Store {
 
     /// Raise an alarm: keep the evidence, mark the log untrusted. One transaction.
     pub fn tlog_raise(&self, mut a: Alarm, base_url: &str) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let id;
         {
             let mut al = tx.open_table(TLOG_ALARMS)?;
@@ -285,7 +285,7 @@ impl Store {
     /// An operator resolves a log's alarms: the evidence stays; the log is trusted again and
     /// `rebaseline` makes the next checkpoint the new trust-on-first-use starting point.
     pub fn tlog_resolve(&self, log: &str, r: Resolution, rebaseline: bool) -> Result<usize, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let mut n = 0;
         {
             let mut al = tx.open_table(TLOG_ALARMS)?;

@@ -112,7 +112,7 @@ impl Store {
 
     /// Apply a verified refresh: all of it or (on any error, or a crash) none of it.
     pub fn tuf_commit(&self, repo: &str, c: &TufCommit) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(TUF_META)?;
             let mut cur = tx.open_table(TUF_CURRENT)?;
@@ -189,7 +189,7 @@ impl Store {
 
     /// Record refresh bookkeeping only (a failed or no-change refresh). Trust data is untouched.
     pub fn tuf_put_status(&self, repo: &str, status: &TufStatus) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(TUF_STATUS)?.insert(repo, serde_json::to_string(status).expect("serializable").as_str())?;
         tx.commit()?;
         Ok(())
