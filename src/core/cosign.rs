@@ -129,6 +129,19 @@ pub fn bundle_from_att_layer(l: &CosignLayer) -> VerifyResult<Vec<u8>> {
             format!("DSSE envelope has {} signatures; one is supported per layer", sigs.len()),
         ));
     }
+    // cosign 1.x – 2.1 logged attestations as Rekor intoto 0.0.1, which only our own verifier
+    // reads: keep the exact layer bytes with the certificate and the Rekor bundle
+    if let Some(rb) = l.annotations.get(ANN_BUNDLE)
+        && let Ok(rbv) = serde_json::from_str::<Value>(rb)
+        && let Some(body) = rbv.pointer("/Payload/body").and_then(Value::as_str).and_then(|b| B64.decode(b).ok())
+        && let Ok(bv) = serde_json::from_slice::<Value>(&body)
+        && bv["kind"] == "intoto"
+        && bv["apiVersion"] == "0.0.1"
+    {
+        let cert = l.annotations.get(ANN_CERT).filter(|c| !c.trim().is_empty()).ok_or_else(|| err("an intoto 0.0.1 attestation without a certificate"))?;
+        // the chain comes from the trusted root's certificate authorities, not from annotations
+        return Ok(crate::core::legacy_att::wrap(&l.content, &pem_cert_der(cert)?, &[], &rbv));
+    }
     let vm = material(&l.annotations)?;
     let content = json!({"payload": env["payload"], "payloadType": env["payloadType"],
         "signatures": [{"sig": sigs[0]["sig"], "keyid": sigs[0]["keyid"].as_str().unwrap_or("")}]});
@@ -152,6 +165,9 @@ pub fn check_simple_signing(payload: &[u8], image_digest: &str) -> VerifyResult<
 /// The in-toto statement a bundle's DSSE envelope carries (JSON only: call it for bundles that
 /// verified, to read what they say).
 pub fn statement_of_bundle(bundle_json: &[u8]) -> Option<Value> {
+    if crate::core::legacy_att::is_wrapped(bundle_json) {
+        return crate::core::legacy_att::statement(bundle_json);
+    }
     let b: Value = serde_json::from_slice(bundle_json).ok()?;
     let env = &b["dsseEnvelope"];
     if env["payloadType"] != "application/vnd.in-toto+json" {

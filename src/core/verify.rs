@@ -465,7 +465,7 @@ impl IdentityPolicy {
     }
 }
 
-fn check_identity(p: &IdentityPolicy, san: Option<&str>, issuer: Option<&str>, c: &Claims) -> VerifyResult<()> {
+pub(crate) fn check_identity(p: &IdentityPolicy, san: Option<&str>, issuer: Option<&str>, c: &Claims) -> VerifyResult<()> {
     if let Some(m) = &p.issuer {
         match issuer {
             Some(i) if m.matches(i) => {}
@@ -534,6 +534,9 @@ pub fn verify_bundle(
     authority: &Authority,
     now: Timestamp,
 ) -> VerifyResult<Verified> {
+    if crate::core::legacy_att::is_wrapped(bundle_json) {
+        return crate::core::legacy_att::verify(tm, bundle_json, subject, authority, now);
+    }
     let bundle = parse_bundle(bundle_json)?;
     verify_parsed(tm, &bundle, subject, authority, now)
 }

@@ -41,11 +41,18 @@ pub fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, Oci
     let image = descs
         .iter()
         .find(|d| !reference.is_empty() && (ref_name(d).as_deref() == Some(reference) || d["digest"].as_str() == Some(reference)))
-        .or_else(|| descs.iter().find(|d| kind(d).as_deref() == Some("dev.cosignproject.cosign/image")))
+        .or_else(|| {
+            // `cosign save`: the subject is an image or an image index
+            let subjects: Vec<&Value> = descs
+                .iter()
+                .filter(|d| matches!(kind(d).as_deref(), Some("dev.cosignproject.cosign/image" | "dev.cosignproject.cosign/imageIndex")))
+                .collect();
+            (subjects.len() == 1).then(|| subjects[0])
+        })
         .or_else(|| {
             let cands: Vec<&Value> = descs
                 .iter()
-                .filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image")))
+                .filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image") || k.ends_with("/imageIndex")))
                 .collect();
             (cands.len() == 1).then(|| cands[0])
         })
