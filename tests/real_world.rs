@@ -98,3 +98,94 @@ fn rekor_v2_production_entries_that_log_a_public_key_are_a_known_upstream_gap() 
     assert!(!ok && out.contains("contains no certificate"), "{out}");
     let _ = Path::new("");
 }
+
+/// npm: the registry's attestation documents for real packages (tarballs named by sha512):
+/// provenance (SLSA v0.2 in 2023 bundles v0.1, SLSA v1 in 2024 bundles v0.2) with its workflow
+/// identity, and the registry-signed publish attestation with npm's key from keys.json.
+#[test]
+fn npm_provenance_and_publish_attestations_of_every_generation() {
+    let keys = fx("production/targets/registry.npmjs.org/keys.json");
+    let keys = keys.to_str().unwrap();
+    let cases = [
+        ("provenance-npm-test-cli-v02-prega", "slsaprovenance", "https://github.com/laurentsimon/provenance-npm-test/.github/workflows/release.yml@refs/heads/main"),
+        ("supreme-googles-cli-v02-tag", "slsaprovenance", "https://github.com/trishankatdatadog/supreme-goggles/.github/workflows/npm-publish.yml@refs/tags/v1.0.5"),
+        (
+            "provenance-npm-test-ossf",
+            "slsaprovenance",
+            "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_lowperms-generic_slsa3.yml@refs/tags/v1.6.0",
+        ),
+        ("provenance-npm-test-cli-v1-prega", "slsaprovenance1", "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main"),
+        ("gundam-visor-cli-v1-tag", "slsaprovenance1", "https://github.com/ramonpetgrave64/gundam-visor/.github/workflows/npm-publish.yml@refs/tags/v1.0.1"),
+    ];
+    for (name, ty, san) in cases {
+        let doc = fx(&format!("real-world/npm/slsa-verifier/{name}.tgz.json"));
+        let doc = doc.to_str().unwrap();
+        let digest = format!("sha512:{}", std::fs::read_to_string(fx(&format!("real-world/npm/slsa-verifier/{name}.tgz.sha512"))).unwrap().trim());
+        let prov = |identity: &str, digest: &str| {
+            run(&[
+                "verify-blob-attestation", "--bundle", doc, "--type", ty, "--trusted-root", &root(), "--certificate-identity", identity,
+                "--certificate-oidc-issuer", GHA, digest,
+            ])
+        };
+        let (ok, out) = prov(san, &digest);
+        assert!(ok, "{name}: {out}");
+        let (ok, out) = prov(&format!("{san}-not"), &digest);
+        assert!(!ok, "{name}: another identity is refused: {out}");
+        let other = format!("sha512:{}", "ab".repeat(64));
+        let (ok, out) = prov(san, &other);
+        assert!(!ok, "{name}: another tarball is refused: {out}");
+        let (ok, out) = run(&["verify-blob-attestation", "--bundle", doc, "--type", "npm-publish", "--npm-keys", keys, "--trusted-root", &root(), &digest]);
+        assert!(ok && out.contains("npm:SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA"), "{name}: {out}");
+    }
+    // the negatives: a payload byte changed in one of the two attestations
+    let tgz = |n: &str| fx(&format!("real-world/npm/slsa-verifier/{n}")).display().to_string();
+    let digest = format!("sha512:{}", std::fs::read_to_string(tgz("provenance-npm-test-cli-v1-prega.tgz.sha512")).unwrap().trim());
+    let (ok, _) = run(&[
+        "verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega-invalidsigprov.tgz.json"), "--type", "slsaprovenance1",
+        "--trusted-root", &root(), "--certificate-identity-regexp", ".*", "--certificate-oidc-issuer", GHA, &digest,
+    ]);
+    assert!(!ok);
+    let (ok, _) =
+        run(&["verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega-invalidsigpub.tgz.json"), "--type", "npm-publish", "--npm-keys", keys, "--trusted-root", &root(), &digest]);
+    assert!(!ok);
+    // a registry key list without the key the attestation names: refused
+    let dir = tempfile::tempdir().unwrap();
+    let mut k: serde_json::Value = serde_json::from_slice(&std::fs::read(keys).unwrap()).unwrap();
+    k["keys"].as_array_mut().unwrap().retain(|x| x["keyId"] != "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA");
+    std::fs::write(dir.path().join("keys.json"), serde_json::to_vec(&k).unwrap()).unwrap();
+    let (ok, out) = run(&[
+        "verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega.tgz.json"), "--type", "npm-publish", "--npm-keys",
+        dir.path().join("keys.json").to_str().unwrap(), "--trusted-root", &root(), &digest,
+    ]);
+    assert!(!ok && out.contains("no npm attestation key"), "{out}");
+}
+
+/// One signing event in every bundle version (v0.1 no proof / with proof, v0.2, v0.3; dsse
+/// 0.0.1 and intoto 0.0.2), a sha512 subject: all verify, and not for another identity. The v0.1
+/// bundle whose chain carries the root is refused (the conformance rule).
+#[test]
+fn sigstore_js_bundles_of_every_version_verify() {
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(fx("sigstore/sigstore-js/tests/bundles/statement.json")).unwrap()).unwrap();
+    let digest = format!("sha512:{}", st["subject"][0]["digest"]["sha512"].as_str().unwrap());
+    let pt = st["predicateType"].as_str().unwrap();
+    for f in std::fs::read_dir(fx("real-world/npm/sigstore-js-bundle-versions")).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let args = |id: &str| -> Vec<String> {
+            ["verify-blob-attestation", "--bundle", p.to_str().unwrap(), "--type", pt, "--trusted-root", &root(), "--certificate-identity", id, "--certificate-oidc-issuer", "https://github.com/login/oauth", &digest]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let a: Vec<String> = args("brian@dehamer.com");
+        let (ok, out) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        if name.contains("full-cert-chain") {
+            assert!(!ok && out.contains("self-signed root"), "{name}: {out}");
+            continue;
+        }
+        assert!(ok, "{name}: {out}");
+        let a = args("bdehamer@github.com");
+        let (ok, out) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!ok, "{name}: {out}");
+    }
+}

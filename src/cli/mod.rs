@@ -12,6 +12,7 @@ pub mod testbed;
 pub mod tlog;
 pub mod tuf_conformance;
 pub mod verify;
+pub mod verify_blob_attestation;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub enum Cmd {
     /// Verify a blob's Sigstore bundle offline (cosign verify-blob / verify-bundle).
     #[command(alias = "verify-bundle")]
     VerifyBlob(verify::VerifyBlobArgs),
+    /// Verify a blob's attestation (cosign verify-blob-attestation): a package tarball by bytes
+    /// or by sha256/sha512 digest; npm registry attestation documents and keys understood.
+    VerifyBlobAttestation(verify_blob_attestation::VerifyBlobAttestationArgs),
     /// Verify an image's signatures (cosign verify): `.sig` layers and referrer bundles.
     Verify(verify::ImageArgs),
     /// Verify an image's attestations of a predicate type (cosign verify-attestation).
@@ -272,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Testbed(c) => testbed::run(c).await,
         Cmd::Mirror(c) => mirror::run(c).await,
         Cmd::VerifyBlob(a) => verify::verify_blob(a),
+        Cmd::VerifyBlobAttestation(a) => verify_blob_attestation::run(a),
         Cmd::Verify(a) => verify::verify_image(a).await,
         Cmd::VerifyAttestation(a) => verify::verify_attestation(a).await,
     }

@@ -332,6 +332,8 @@ pub enum Subject<'a> {
     Blob(&'a [u8]),
     /// Only its SHA-256 (an image manifest digest, or `sha256:` on the command line).
     Sha256([u8; 32]),
+    /// Only its SHA-512 (npm package tarballs are named by it).
+    Sha512([u8; 64]),
 }
 
 /// CI claims from the Fulcio certificate.
@@ -442,6 +444,9 @@ fn artifact(s: Subject<'_>) -> Artifact<'_> {
     match s {
         Subject::Blob(b) => Artifact::from(b),
         Subject::Sha256(d) => Artifact::from(Sha256Hash::new(d)),
+        Subject::Sha512(d) => Artifact::from_digest(
+            sigstore_types::ArtifactDigest::new(sigstore_types::HashAlgorithm::Sha2512, d.to_vec()).expect("64 bytes is a SHA-512"),
+        ),
     }
 }
 
