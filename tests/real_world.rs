@@ -189,3 +189,47 @@ fn sigstore_js_bundles_of_every_version_verify() {
         assert!(!ok, "{name}: {out}");
     }
 }
+
+/// cosign `.sig` signatures (simple signing, hashedrekord 0.0.1) from 2022, 2023 and 2026: the
+/// layer rebuilt from the manifest's annotation, the payload, certificate and Rekor bundle, then
+/// verified for the image digest with the signer's identity, and refused with another.
+#[test]
+fn cosign_sig_signatures_of_every_generation() {
+    use std::collections::BTreeMap;
+    use trustmirror::core::cosign::{ANN_BUNDLE, ANN_CERT, CosignLayer, bundle_from_sig_layer};
+    use trustmirror::core::evidence::{Form, establish};
+    use trustmirror::core::verify::{Authority, IdentityPolicy, Matcher, TrustedMaterial};
+    let tm = TrustedMaterial::from_json("production", &std::fs::read(root()).unwrap()).unwrap();
+    let now: jiff::Timestamp = "2026-11-30T00:00:00Z".parse().unwrap();
+    let cases = [
+        ("2022-09-google-service-account", "cosign@cosign-test-363613.iam.gserviceaccount.com", "https://accounts.google.com"),
+        ("2023-04-google-service-account", "cosign@cosign-test-383122.iam.gserviceaccount.com", "https://accounts.google.com"),
+        ("2026-02-github-actions", "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30", GHA),
+    ];
+    for (dir, san, issuer) in cases {
+        let d = |f: &str| fx(&format!("real-world/cosign-sig-hashedrekord-v0.0.1/{dir}/{f}"));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(d("sig-manifest.json")).unwrap()).unwrap();
+        // the keyless layer: its signature annotation is the one extracted with the certificate
+        // (2022/2023 manifests also carry a KMS-signed layer with the same payload)
+        let sig = std::fs::read_to_string(d("signature.b64")).unwrap();
+        let layer = m["layers"].as_array().unwrap().iter().find(|l| l["annotations"]["dev.cosignproject.cosign/signature"] == sig.trim()).unwrap();
+        let mut annotations: BTreeMap<String, String> = layer["annotations"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        annotations.insert(ANN_CERT.into(), std::fs::read_to_string(d("cert.pem")).unwrap());
+        annotations.insert(ANN_BUNDLE.into(), std::fs::read_to_string(d("rekor-bundle.json")).unwrap());
+        let payload = std::fs::read(d("payload.json")).unwrap();
+        let l = CosignLayer { media_type: layer["mediaType"].as_str().unwrap().into(), content: payload.clone(), annotations };
+        let bundle = bundle_from_sig_layer(&l).unwrap();
+        let digest = std::fs::read_to_string(d("image-digest.txt")).unwrap().trim().to_string();
+        let who = |s: &str, i: &str| Authority::Keyless(IdentityPolicy { san: Some(Matcher::Exact(s.into())), issuer: Some(Matcher::Exact(i.into())), ..Default::default() });
+        let e = establish(&tm, &bundle, Form::SimpleSigning(&payload), &digest, &who(san, issuer), now);
+        assert!(e.is_ok(), "{dir}: {e:?}");
+        assert!(establish(&tm, &bundle, Form::SimpleSigning(&payload), &digest, &who("someone@example.com", issuer), now).is_err(), "{dir}");
+        let other = format!("sha256:{}", "00".repeat(32));
+        assert!(establish(&tm, &bundle, Form::SimpleSigning(&payload), &other, &who(san, issuer), now).is_err(), "{dir}: another image");
+    }
+}
