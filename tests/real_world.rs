@@ -233,3 +233,52 @@ fn cosign_sig_signatures_of_every_generation() {
         assert!(establish(&tm, &bundle, Form::SimpleSigning(&payload), &other, &who(san, issuer), now).is_err(), "{dir}: another image");
     }
 }
+
+/// cosign v3's defaults for a key: `cosign sign --key` writes a new-format bundle (a DSSE over
+/// the `cosign/sign/v1` statement, `publicKey` hint, no certificate) as an OCI referrer — here
+/// through the referrers tag schema, the fallback for registries without the referrers API. The
+/// mirror stores it `verified` when it holds the key and `needs-key` when it does not; admission
+/// decides it with the policy's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosign_v3_key_signed_referrer_bundles_are_stored_and_decided() {
+    use trustmirror::core::evidence::COSIGN_SIGN_V1;
+    use trustmirror::testbed::cosign::{STATEMENT_V1, attach_bundle, statement};
+    use trustmirror::testbed::lab::{Lab, LabOptions};
+    use trustmirror::testbed::oci::{Pusher, push_scratch_image};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = LabOptions::new(dir.path().join("lab"));
+    o.keep_testbed = true;
+    let lab = Lab::up(o).await.unwrap();
+    let tb = lab.testbed.as_ref().unwrap();
+    let reg = tb.registry.as_ref().unwrap();
+    let px = Pusher::new(&reg.addr, reg.registry_auth());
+    let img = push_scratch_image(&px, "vendor/v3tool", "v1", "v3tool", b"v3 tool\n").await.unwrap();
+    let vendor = tb.stack.static_key("vendor");
+    let st = statement(STATEMENT_V1, &format!("{}/vendor/v3tool", lab.registry), &img.digest, COSIGN_SIGN_V1, &serde_json::json!({}));
+    let b = tb.stack.attest(&vendor, &st, tb.now);
+    assert!(b.bundle["verificationMaterial"].get("publicKey").is_some(), "a key-signed bundle: {}", b.bundle);
+    attach_bundle(&px, "vendor/v3tool", &img.digest, img.manifest.len(), &b.bundle, Some(COSIGN_SIGN_V1)).await.unwrap();
+    let reference = format!("{}/vendor/v3tool@{}", lab.registry, img.digest);
+
+    // the lab's mirror holds the vendor key: verified
+    lab.oci.ingest_reference(&reference).await.unwrap();
+    let repo = format!("{}/vendor/v3tool", lab.registry);
+    let rec = lab.store.oci_material(&repo, &img.digest).unwrap().unwrap();
+    assert!(rec.items.iter().any(|i| matches!(i.status, ItemStatus::Verified { .. }) && i.source.starts_with("referrer")), "{:?}", rec.items);
+    // a mirror without the key: needs-key, never verified or rejected
+    let other = Arc::new(Store::open(dir.path().join("nokey.redb")).unwrap());
+    let trust = Arc::new(TrustSource::new(other.clone(), TrustConfig { explicit: Some(tb.env["TRUSTED_ROOT"].clone().into()), ..Default::default() }));
+    let cfg = OciMirrorConfig {
+        registry: trustmirror::mirror::oci::RegistryOptions { insecure_hosts: vec![lab.registry.clone()], ..Default::default() },
+        ..Default::default()
+    };
+    let m = OciMirror::new(other.clone(), cfg, Arc::new(trustmirror::core::clock::SystemClock), trust);
+    m.ingest_reference(&reference).await.unwrap();
+    let rec = other.oci_material(&repo, &img.digest).unwrap().unwrap();
+    assert!(rec.items.iter().any(|i| matches!(i.status, ItemStatus::NeedsKey)), "{:?}", rec.items);
+    // admission: the demo's vendor ClusterImagePolicy (the vendor key) admits it
+    let o = lab.engine.decide_image("prod", &reference, None);
+    assert!(o.enforced().next().is_none(), "{:?}", o.violations);
+    lab.shutdown().await;
+}
