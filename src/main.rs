@@ -3,12 +3,31 @@ use clap::Parser;
 fn main() {
     // One crypto provider (aws-lc-rs) for every rustls user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let argv: Vec<String> = std::env::args().collect();
+    let mut argv: Vec<String> = std::env::args().collect();
+    // installed under another tool's name (a symlink), the binary speaks that tool's command
+    // line, so scripts written for it run unchanged: `slsa-verifier verify-image …`,
+    // `cosign verify …` / `cosign verify-attestation …`
+    let called = std::path::Path::new(&argv[0]).file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    match (called.as_str(), argv.get(1).map(String::as_str)) {
+        ("slsa-verifier", Some("verify-image")) => {
+            argv.splice(1..2, ["verify-attestation".to_string(), "--type".into(), "slsaprovenance".into()]);
+        }
+        ("slsa-verifier", _) => {
+            eprintln!("slsa-verifier (trustmirror): only `verify-image` is provided");
+            std::process::exit(1);
+        }
+        ("cosign", Some("verify" | "verify-attestation" | "verify-blob" | "verify-blob-attestation")) => {}
+        ("cosign", _) => {
+            eprintln!("cosign (trustmirror): only verify, verify-attestation, verify-blob and verify-blob-attestation are provided");
+            std::process::exit(1);
+        }
+        _ => {}
+    }
     // The tuf-conformance contract has its own fixed syntax (global options before the command).
     if argv.get(1).map(String::as_str) == Some("tuf-conformance") {
         std::process::exit(trustmirror::cli::tuf_conformance::main(&argv[2..]));
     }
-    let cli = trustmirror::cli::Cli::parse();
+    let cli = trustmirror::cli::Cli::parse_from(&argv);
     let quiet = matches!(cli.cmd, trustmirror::cli::Cmd::Demo { .. });
     trustmirror::cli::init_logging_with(cli.log_format, if quiet { "warn" } else { "info" });
     // Memory that stays flat under load: glibc gives every thread that allocates its own malloc

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod gate;
 pub mod mirror;
 pub mod node;
+pub mod slsa_verifier;
 pub mod status;
 pub mod testbed;
 pub mod tlog;

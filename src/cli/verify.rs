@@ -12,7 +12,7 @@ use crate::core::verify::{Authority, IdentityPolicy, Matcher, Subject, TrustedMa
 #[derive(Args, Debug, Clone, Default)]
 pub struct VerifyFlags {
     /// trusted_root.json to verify against (default: the embedded Sigstore production root).
-    #[arg(long)]
+    #[arg(long, env = "TRUSTMIRROR_TRUSTED_ROOT")]
     pub trusted_root: Option<PathBuf>,
     /// Use the embedded Sigstore staging trusted root.
     #[arg(long, conflicts_with = "trusted_root")]
@@ -199,7 +199,7 @@ pub struct ImageArgs {
     #[arg(long)]
     pub local_image: Option<PathBuf>,
     /// Allow plain HTTP to the image's registry.
-    #[arg(long)]
+    #[arg(long, env = "TRUSTMIRROR_ALLOW_INSECURE_REGISTRY")]
     pub allow_insecure_registry: bool,
     #[command(flatten)]
     pub credentials: super::RegistryCredentialArgs,
@@ -216,6 +216,23 @@ pub struct VerifyAttestationArgs {
     /// cyclonedx, vuln, custom).
     #[arg(long = "type", default_value = "custom")]
     pub predicate_type: String,
+    /// slsa-verifier: the expected source repository (`github.com/org/repo`); turns on
+    /// slsa-verifier's checks and messages.
+    #[arg(long)]
+    pub source_uri: Option<String>,
+    /// slsa-verifier: the expected source branch.
+    #[arg(long, requires = "source_uri")]
+    pub source_branch: Option<String>,
+    /// slsa-verifier: the expected source tag.
+    #[arg(long, requires = "source_uri")]
+    pub source_tag: Option<String>,
+    /// slsa-verifier: the expected builder (`…/workflow.yml@refs/tags/vX`, the version optional);
+    /// default: slsa-github-generator's container generator.
+    #[arg(long, requires = "source_uri")]
+    pub builder_id: Option<String>,
+    /// slsa-verifier: print the verified provenance statement on stdout.
+    #[arg(long)]
+    pub print_provenance: bool,
 }
 
 async fn material(a: &ImageArgs) -> anyhow::Result<crate::mirror::oci::ImageMaterial> {
@@ -243,7 +260,7 @@ fn verify_items(
     digest: &str,
     items: Vec<Item>,
     predicate_type: Option<&str>,
-) -> (Vec<(String, Verified)>, Vec<String>) {
+) -> (Vec<(String, Verified, Vec<u8>, Option<Vec<u8>>)>, Vec<String>) {
     let now = jiff::Timestamp::now();
     let d: [u8; 32] = parse_digest(digest).unwrap_or([0; 32]);
     let (mut ok, mut refused) = (vec![], vec![]);
@@ -268,7 +285,7 @@ fn verify_items(
                     refused.push(format!("{label}: predicate type {} is not {want}", st.predicate_type))
                 }
                 (Some(_), None) => refused.push(format!("{label}: not an in-toto attestation")),
-                _ => ok.push((label, v)),
+                _ => ok.push((label, v, bundle, payload)),
             },
             Err(e) => refused.push(format!("{label}: {e}")),
         }
@@ -276,12 +293,14 @@ fn verify_items(
     (ok, refused)
 }
 
-fn image_report(what: &str, digest: &str, ok: &[(String, Verified)], refused: &[String], json: bool, kind: &str) -> i32 {
+type Ok4 = (String, Verified, Vec<u8>, Option<Vec<u8>>);
+
+fn image_report(what: &str, digest: &str, ok: &[Ok4], refused: &[String], json: bool, kind: &str) -> i32 {
     if json {
         println!(
             "{}",
             serde_json::json!({"image": what, "digest": digest, "verified": !ok.is_empty(),
-                "signatures": ok.iter().map(|(l, v)| serde_json::json!({"source": l, "signer": v})).collect::<Vec<_>>(),
+                "signatures": ok.iter().map(|(l, v, _, _)| serde_json::json!({"source": l, "signer": v})).collect::<Vec<_>>(),
                 "refused": refused})
         );
     }
@@ -302,7 +321,7 @@ fn image_report(what: &str, digest: &str, ok: &[(String, Verified)], refused: &[
         eprintln!("  - the signature verifies against the certificate or key; the certificate chains to the trusted root");
         eprintln!("  - the transparency log entry (SET / inclusion proof) or RFC 3161 timestamp verifies");
         eprintln!("  - the identity policy is satisfied; the signed subject is this image");
-        for (l, v) in ok {
+        for (l, v, _, _) in ok {
             eprintln!(
                 "  verified: {l}: {}{}",
                 v.signer,
@@ -332,12 +351,79 @@ pub async fn verify_image(a: ImageArgs) -> anyhow::Result<i32> {
         }
     }
     let (ok, refused) = verify_items(&tm, &authority, &m.digest, items, None);
-    Ok(image_report(&m.name, &m.digest, &ok, &refused, a.flags.output == "json", "signature"))
+    let json = a.flags.output == "json";
+    let code = image_report(&m.name, &m.digest, &ok, &refused, json, "signature");
+    if code == 0 && !json {
+        // cosign's stdout: a blank line, then the verified simple-signing payloads as a JSON array
+        let reference = a.image.as_deref().unwrap_or(&m.name).split('@').next().unwrap_or_default().to_string();
+        let payloads: Vec<serde_json::Value> = ok.iter().map(|(_, v, b, p)| cosign_payload(v, b, p.as_deref(), &reference, &m.digest)).collect();
+        println!("\n{}", serde_json::to_string(&payloads).expect("json"));
+    }
+    Ok(code)
+}
+
+/// What cosign prints for one verified signature: the simple-signing payload as signed, with
+/// the certificate's subject and issuer (and its GitHub claims) added to `optional`; for a
+/// new-format bundle, the payload cosign synthesizes from the statement.
+fn cosign_payload(v: &Verified, bundle: &[u8], payload: Option<&[u8]>, reference: &str, digest: &str) -> serde_json::Value {
+    use serde_json::json;
+    let mut p: serde_json::Value = match payload.and_then(|p| serde_json::from_slice(p).ok()) {
+        Some(p) => p,
+        None => json!({"critical": {"identity": {"docker-reference": reference}, "image": {"docker-manifest-digest": digest},
+            "type": v.statement.as_ref().map(|s| s.predicate_type.clone()).unwrap_or_else(|| "cosign container image signature".into())},
+            "optional": {}}),
+    };
+    if v.issuer.is_some() {
+        if !p["optional"].is_object() {
+            p["optional"] = json!({});
+        }
+        let o = p["optional"].as_object_mut().expect("object");
+        o.insert("Subject".into(), json!(v.signer));
+        o.insert("Issuer".into(), json!(v.issuer));
+        o.insert("1.3.6.1.4.1.57264.1.1".into(), json!(v.issuer));
+        if let Some(r) = &v.claims.source_repository {
+            o.insert("githubWorkflowRepository".into(), json!(r.trim_start_matches("https://github.com/")));
+        }
+        if let Some(r) = &v.claims.source_ref {
+            o.insert("githubWorkflowRef".into(), json!(r));
+        }
+    }
+    let _ = bundle;
+    p
+}
+
+/// What cosign's verify-attestation prints for one verified attestation: its DSSE envelope.
+fn dsse_envelope_line(bundle: &[u8]) -> Option<String> {
+    if crate::core::legacy_att::is_wrapped(bundle) {
+        let w: serde_json::Value = serde_json::from_slice(bundle).ok()?;
+        let layer = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w["layer"].as_str()?).ok()?;
+        return String::from_utf8(layer).ok().map(|s| s.trim_end().to_string());
+    }
+    let b: serde_json::Value = serde_json::from_slice(bundle).ok()?;
+    let e = &b["dsseEnvelope"];
+    let sigs: Vec<serde_json::Value> = e["signatures"]
+        .as_array()?
+        .iter()
+        .map(|s| match s["keyid"].as_str().filter(|k| !k.is_empty()) {
+            Some(k) => serde_json::json!({"keyid": k, "sig": s["sig"]}),
+            None => serde_json::json!({"sig": s["sig"]}),
+        })
+        .collect();
+    Some(serde_json::json!({"payload": e["payload"], "payloadType": e["payloadType"], "signatures": sigs}).to_string())
 }
 
 pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<i32> {
     let tm = a.image.flags.trusted_material()?;
-    let authority = a.image.flags.authority()?;
+    let f = &a.image.flags;
+    let authority = if a.source_uri.is_some() && f.certificate_identity.is_none() && f.certificate_identity_regexp.is_none() && f.key.is_none() {
+        // slsa-verifier: any GitHub Actions certificate; the builder and source are checked after
+        Authority::Keyless(crate::core::verify::IdentityPolicy {
+            issuer: Some(crate::core::verify::Matcher::Exact("https://token.actions.githubusercontent.com".into())),
+            ..Default::default()
+        })
+    } else {
+        f.authority()?
+    };
     let want = crate::core::cosign::predicate_type_for(&a.predicate_type);
     let m = material(&a.image).await?;
     let mut items = vec![];
@@ -354,6 +440,19 @@ pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<i32>
         }
         items.push((format!("referrer bundle {i}"), Ok(b.clone()), None));
     }
-    let (ok, refused) = verify_items(&tm, &authority, &m.digest, items, Some(&want));
-    Ok(image_report(&m.name, &m.digest, &ok, &refused, a.image.flags.output == "json", &format!("{want} attestation")))
+    let (mut ok, refused) = verify_items(&tm, &authority, &m.digest, items, Some(&want));
+    if let Some(src) = &a.source_uri {
+        return Ok(super::slsa_verifier::report(&a, src, &mut ok, &refused, &m.name, &m.digest));
+    }
+    let json = a.image.flags.output == "json";
+    let code = image_report(&m.name, &m.digest, &ok, &refused, json, &format!("{want} attestation"));
+    if code == 0 && !json {
+        // cosign's stdout: one verified DSSE envelope per line
+        for (_, _, b, _) in &ok {
+            if let Some(l) = dsse_envelope_line(b) {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(code)
 }

@@ -231,8 +231,21 @@ pub struct BannedList {
 }
 
 impl BannedList {
-    pub fn parse(yaml: &str) -> Result<Self, String> {
-        serde_yaml::from_str(yaml).map_err(|e| format!("banned packages: {e}"))
+    /// YAML (`banned: [{name, purl, reason}]`), or plain text: one package name per line (`#`
+    /// starts a comment), as scripts keep their lists.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(serde_yaml::Value::Mapping(_)) => serde_yaml::from_str(text).map_err(|e| format!("banned packages: {e}")),
+            Ok(serde_yaml::Value::Null) => Ok(Self::default()),
+            _ => Ok(Self {
+                banned: text
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or_default().trim())
+                    .filter(|l| !l.is_empty())
+                    .map(|n| Banned { name: Some(n.to_string()), purl: None, reason: None })
+                    .collect(),
+            }),
+        }
     }
     pub fn hit(&self, name: &str, purl: &str) -> Option<&Banned> {
         self.banned.iter().find(|b| {
