@@ -16,7 +16,7 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 struct Envelope {
     api_version: Option<String>,
     kind: Option<String>,
-    request: Option<RawRequest>,
+    request: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -73,6 +73,8 @@ pub struct Review {
     /// `Kind/name`, for messages and audit records.
     pub object: String,
     pub user: String,
+    /// The AdmissionRequest as received (Gatekeeper constraints read it as `input.review`).
+    pub request: Value,
     /// Every container image of the object, with its JSON pointer; or why the object's pod
     /// spec could not be read. Empty for kinds trustmirror does not admit, objectless requests,
     /// and DELETE/CONNECT.
@@ -92,7 +94,8 @@ pub fn parse(body: &[u8]) -> Result<Review, String> {
             ));
         }
     }
-    let req = env.request.ok_or("AdmissionReview has no request")?;
+    let raw = env.request.ok_or("AdmissionReview has no request")?;
+    let req: RawRequest = serde_json::from_value(raw.clone()).map_err(|e| format!("the AdmissionReview request: {e}"))?;
     if req.uid.is_empty() {
         return Err("AdmissionReview request has no uid".into());
     }
@@ -121,6 +124,7 @@ pub fn parse(body: &[u8]) -> Result<Review, String> {
         namespace,
         user: req.user_info.map(|u| u.username).unwrap_or_default(),
         images,
+        request: raw,
     })
 }
 

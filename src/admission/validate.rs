@@ -133,6 +133,41 @@ impl Engine {
             };
             if exemption.is_some() { sync_records.push(rec) } else { records.push(rec) }
         }
+        // Gatekeeper constraints: over the whole object, as Gatekeeper evaluates them
+        let policy = self.policy();
+        if !policy.gatekeeper.is_empty() {
+            use crate::core::policy::gatekeeper::Action;
+            for f in policy.gatekeeper.evaluate(&req.request) {
+                let text = format!("[{}] {}", f.constraint, f.msg);
+                let mode = match f.action {
+                    Action::Deny => Mode::Enforce,
+                    Action::Warn => Mode::Warn,
+                    Action::DryRun => Mode::Audit,
+                };
+                self.metrics
+                    .violations
+                    .get_or_create(&l(&[("policy", f.constraint.as_str()), ("property", "constraint"), ("namespace", namespace), ("mode", mode.as_str())]))
+                    .inc();
+                match f.action {
+                    Action::Deny => denials.push(text),
+                    Action::Warn => warnings.push(text),
+                    Action::DryRun => {}
+                }
+                records.push(AuditRecord {
+                    time: now,
+                    uid: req.uid.clone(),
+                    namespace: namespace.to_string(),
+                    object: object.clone(),
+                    image: String::new(),
+                    digest: None,
+                    allowed: f.action != Action::Deny,
+                    mode: Some(mode),
+                    violations: vec![Violation { policy: f.constraint.clone(), property: crate::core::policy::Property::Constraint, message: f.msg.clone(), mode }],
+                    exemption: None,
+                    basis: None,
+                });
+            }
+        }
         // Every use of an exemption is on disk before the admission is answered.
         if !sync_records.is_empty()
             && let Err(e) = self.audit.write_now(&sync_records)

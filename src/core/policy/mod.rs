@@ -25,8 +25,10 @@
 //! | [`evaluate`] | one function per property |
 //! | [`predicates`] | reading provenance, SBOMs and scans |
 //! | [`rego`] | Rego attestation policies |
+//! | [`gatekeeper`] | OPA Gatekeeper ConstraintTemplates + Constraints over the admitted object |
 
 pub mod evaluate;
+pub mod gatekeeper;
 pub mod model;
 pub mod parse;
 pub mod predicates;

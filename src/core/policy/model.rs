@@ -40,6 +40,8 @@ pub enum Property {
     NoPolicy,
     /// The trust material itself is too old (the freshness policy).
     Freshness,
+    /// A Gatekeeper constraint over the admitted object.
+    Constraint,
 }
 
 impl Mode {
@@ -86,6 +88,7 @@ impl Property {
             Property::Transparency => "transparency",
             Property::NoPolicy => "no-policy",
             Property::Freshness => "freshness",
+            Property::Constraint => "constraint",
         }
     }
 }
@@ -268,6 +271,8 @@ pub struct PolicySet {
     /// What the documents said that changes nothing here (logged at load, printed by `policy check`).
     pub warnings: Vec<String>,
     pub version: String,
+    /// Gatekeeper constraints, evaluated over the whole admitted object.
+    pub gatekeeper: super::gatekeeper::Gatekeeper,
 }
 
 /// What the engine needs to know about an image, gathered by the caller from the store.

@@ -592,6 +592,7 @@ impl PolicySet {
         let mut policies: Vec<Policy> = vec![];
         let mut warnings = vec![];
         let mut no_match: Option<Option<Mode>> = None;
+        let mut gatekeeper = super::gatekeeper::Gatekeeper::default();
         let mut h = Sha256::new();
         for (file, text) in files {
             h.update(file.as_bytes());
@@ -628,9 +629,17 @@ impl PolicySet {
                         });
                         continue;
                     }
+                    ("ConstraintTemplate", v) if v.starts_with("templates.gatekeeper.sh/") => {
+                        gatekeeper.add_template(&name, serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?).map_err(at)?;
+                        continue;
+                    }
+                    (k, v) if v.starts_with("constraints.gatekeeper.sh/") => {
+                        gatekeeper.add_constraint(k, &name, serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?).map_err(at)?;
+                        continue;
+                    }
                     (k, v) => {
                         return Err(at(format!(
-                            "unsupported kind {v}/{k} (ClusterImagePolicy policy.sigstore.dev/v1beta1, ImagePolicy or PolicyDefaults trustmirror.dev/v1alpha1)"
+                            "unsupported kind {v}/{k} (ClusterImagePolicy policy.sigstore.dev/v1beta1, ImagePolicy or PolicyDefaults trustmirror.dev/v1alpha1, Gatekeeper ConstraintTemplate and constraints)"
                         )));
                     }
                 };
@@ -641,8 +650,10 @@ impl PolicySet {
                 policies.push(compiled.policy);
             }
         }
+        gatekeeper.check()?;
         h.update(serde_json::to_vec(&banned).expect("json"));
         Ok(Self {
+            gatekeeper,
             policies,
             banned,
             // images no policy covers are denied unless PolicyDefaults says otherwise
