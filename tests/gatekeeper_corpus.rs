@@ -146,6 +146,15 @@ fn match_enforcement_action_and_deletes() {
     // kinds
     let s = set("  match:\n    kinds: [{apiGroups: [apps], kinds: [Deployment]}]");
     assert!(s.gatekeeper.evaluate(&pod_review("prod", "r/a:latest", "CREATE")).is_empty(), "a Pod is not a Deployment");
+    // namespaceSelector on the name label; labelSelector on the object
+    let s = set("  match:\n    namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}]}");
+    assert_eq!(s.gatekeeper.evaluate(&pod_review("prod", "r/a:latest", "CREATE")).len(), 1);
+    assert!(s.gatekeeper.evaluate(&pod_review("kube-system", "r/a:latest", "CREATE")).is_empty());
+    let s = set("  match:\n    labelSelector: {matchLabels: {tier: web}}");
+    assert!(s.gatekeeper.evaluate(&pod_review("prod", "r/a:latest", "CREATE")).is_empty(), "unlabelled pod");
+    let mut labelled = pod_review("prod", "r/a:latest", "CREATE");
+    labelled["object"]["metadata"]["labels"] = json!({"tier": "web"});
+    assert_eq!(s.gatekeeper.evaluate(&labelled).len(), 1);
     // actions
     assert_eq!(set("  enforcementAction: warn").gatekeeper.constraints[0].action, Action::Warn);
     assert_eq!(set("  enforcementAction: dryrun").gatekeeper.constraints[0].action, Action::DryRun);
@@ -157,9 +166,9 @@ fn what_gatekeeper_would_do_differently_is_refused_at_load() {
     // an operator's typo in enforcementAction must not silently switch enforcement off
     let e = err(&[("t.yaml", TEMPLATE.into()), ("c.yaml", constraint("  enforcementAction: dney"))]);
     assert!(e.contains("enforcementAction \"dney\""), "{e}");
-    // selectors need objects the webhook does not read
+    // a namespace selector on labels the webhook cannot see (Namespace objects are not read)
     let e = err(&[("t.yaml", TEMPLATE.into()), ("c.yaml", constraint("  match:\n    namespaceSelector: {matchLabels: {a: b}}"))]);
-    assert!(e.contains("namespaceSelector"), "{e}");
+    assert!(e.contains("namespaceSelector") && e.contains("kubernetes.io/metadata.name"), "{e}");
     // a constraint with no template
     let e = err(&[("c.yaml", constraint(""))]);
     assert!(e.contains("no ConstraintTemplate is loaded"), "{e}");

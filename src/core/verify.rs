@@ -259,6 +259,9 @@ pub enum Matcher {
     /// Anchored at both ends, as cosign (Go `regexp.MatchString` with the user's anchors) is not;
     /// trustmirror anchors to avoid the classic `https://github.com/org/` prefix mistakes.
     Regex(regex::Regex),
+    /// A Kyverno wildcard (go-wildcard: whole string, `*` any run of characters including `/`,
+    /// `?` exactly one), kept with the regular expression it compiles to.
+    Wildcard(String, regex::Regex),
 }
 
 impl Matcher {
@@ -268,10 +271,23 @@ impl Matcher {
             .map(Matcher::Regex)
             .map_err(|e| VerifyError::new(Check::Parse, format!("invalid regular expression {pattern:?}: {e}")))
     }
+    /// A Kyverno wildcard pattern.
+    pub fn wildcard(pattern: &str) -> Self {
+        let mut re = String::from("(?s)^");
+        for c in pattern.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+            }
+        }
+        re.push('$');
+        Matcher::Wildcard(pattern.to_string(), regex::Regex::new(&re).expect("escaped wildcard is a valid regex"))
+    }
     pub fn matches(&self, s: &str) -> bool {
         match self {
             Matcher::Exact(e) => e == s,
-            Matcher::Regex(r) => r.is_match(s),
+            Matcher::Regex(r) | Matcher::Wildcard(_, r) => r.is_match(s),
         }
     }
 }
@@ -281,6 +297,7 @@ impl std::fmt::Display for Matcher {
         match self {
             Matcher::Exact(e) => write!(f, "{e:?}"),
             Matcher::Regex(r) => write!(f, "/{}/", r.as_str().trim_start_matches("^(?:").trim_end_matches(")$")),
+            Matcher::Wildcard(p, _) => write!(f, "{p:?} (wildcard)"),
         }
     }
 }

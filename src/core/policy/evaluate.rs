@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::Value;
 
+use super::attestation::Signers;
 use super::model::*;
 use super::predicates::{base_image, check_provenance, sbom_packages, scan_result};
 use crate::core::evidence::{Evidence, Form, Signer, any_identity, establish};
@@ -75,9 +76,11 @@ impl PolicySet {
     }
 
     /// Re-mode violations for a namespace (a policy's `namespaces` overrides).
+    /// Violations of policies that do not apply in the namespace are dropped.
     pub fn apply_namespace(&self, ev: &Evaluation, namespace: &str) -> Vec<Violation> {
         ev.violations
             .iter()
+            .filter(|v| self.policies.iter().find(|p| p.name == v.policy).is_none_or(|p| p.applies_in(namespace)))
             .map(|v| {
                 // a violation the policy itself lowered (e.g. `transparency.witnessed: warn`)
                 // stays at most that low in every namespace
@@ -254,8 +257,18 @@ impl<'a> Run<'a> {
     /// The evidence of every usable item under `tm`: recorded at ingest, or established now.
     fn prove(&self, digest: &str, tm: &TrustedMaterial) -> Vec<Proven<'a>> {
         let Some(material) = &self.facts.material else { return vec![] };
-        let keys: Vec<&Authority> =
-            self.p.authorities.iter().flat_map(|a| a.alternatives.iter()).filter(|a| matches!(a, Authority::Key { .. })).collect();
+        let attestors = self.p.attestations.iter().flat_map(|r| match &r.signers {
+            Signers::Entries { entries, .. } => entries.iter().collect::<Vec<_>>(),
+            _ => vec![],
+        });
+        let keys: Vec<&Authority> = self
+            .p
+            .authorities
+            .iter()
+            .flat_map(|a| a.alternatives.iter())
+            .chain(attestors)
+            .filter(|a| matches!(a, Authority::Key { .. }))
+            .collect();
         let mut out = vec![];
         for item in material.items.iter().filter(|i| usable(i)) {
             if let Some(e) = &item.evidence
@@ -373,8 +386,20 @@ impl<'a> Run<'a> {
             Some(i) => p.authorities.get(i).is_some_and(|a| a.alternatives.iter().any(|alt| e.signed_by(alt))),
             None => p.authorities.iter().flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt)),
         };
+        self.statements_signed(digest, proven, types, &accepted).into_iter().map(|(pt, st, _)| (pt, st["predicate"].clone())).collect()
+    }
+
+    /// The verified in-toto statements of one of `types` about this digest whose evidence
+    /// `accepted` takes: (predicate type, statement, index into `proven`).
+    fn statements_signed(
+        &mut self,
+        digest: &str,
+        proven: &[Proven<'_>],
+        types: &[&str],
+        accepted: &dyn Fn(&Evidence) -> bool,
+    ) -> Vec<(String, Value, usize)> {
         let mut out = vec![];
-        for x in proven {
+        for (i, x) in proven.iter().enumerate() {
             let Some(pt) = x.evidence.attests(digest) else { continue };
             if !types.contains(&pt) || !accepted(&x.evidence) {
                 continue;
@@ -383,31 +408,71 @@ impl<'a> Run<'a> {
             if let Some(st) = self.statement(x)
                 && st["predicateType"].as_str() == Some(pt)
             {
-                out.push((pt.to_string(), st["predicate"].clone()));
+                out.push((pt.to_string(), st, i));
             }
         }
         out
     }
 
-    /// Required attestations: present, signed, and (with a policy) compliant.
+    /// Required attestations: present, signed by whom the requirement names, and (with a check)
+    /// satisfying it — one of them (policy-controller) or every one (Kyverno).
     fn check_attestations(&mut self, digest: &str, proven: &[Proven<'_>]) {
-        for req in &self.p.attestations {
-            let found = self.attested(digest, proven, &[req.predicate_type.as_str()], req.authority);
-            if found.is_empty() {
-                self.fail(
-                    Property::Attestation,
-                    format!("attestation {:?} ({}) is missing or not signed by an authority", req.name, req.predicate_type),
-                );
-                continue;
-            }
-            if let Some(rego) = &req.rego {
-                let results: Vec<Result<bool, String>> = found.iter().map(|(pt, pred)| rego.compliant(pt, pred)).collect();
-                if !results.contains(&Ok(true)) {
-                    let why = results.iter().find_map(|r| r.as_ref().err()).map(|e| format!(" (rego: {e})")).unwrap_or_default();
-                    self.fail(
-                        Property::Attestation,
-                        format!("attestation {:?}: no {} attestation satisfies the policy{why}", req.name, req.predicate_type),
-                    );
+        let p = self.p;
+        for req in &p.attestations {
+            let pt = req.predicate_type.as_str();
+            let missing = format!("attestation {:?} ({pt}) is missing or not signed by an authority", req.name);
+            let outcome = |found: &[(String, Value, usize)]| -> Result<(), String> {
+                let Some(check) = &req.check else { return Ok(()) };
+                let results: Vec<Result<(), String>> = found.iter().map(|(_, st, _)| check.check(st)).collect();
+                let failed = results.iter().find_map(|r| r.as_ref().err());
+                match failed {
+                    Some(why) if req.every || !results.iter().any(Result::is_ok) => Err(format!(
+                        "attestation {:?}: {} {pt} attestation satisfies the policy ({why})",
+                        req.name,
+                        if req.every { "not every" } else { "no" }
+                    )),
+                    _ => Ok(()),
+                }
+            };
+            match &req.signers {
+                Signers::Entries { entries, count } => {
+                    let mut satisfied = 0;
+                    let mut why = vec![];
+                    for (i, entry) in entries.iter().enumerate() {
+                        let found = self.statements_signed(digest, proven, &[pt], &|e: &Evidence| e.signed_by(entry));
+                        match found.is_empty() {
+                            true => why.push(format!("entries[{i}]: no {pt} attestation signed by {}", authority_text(entry))),
+                            false => match outcome(&found) {
+                                Ok(()) => satisfied += 1,
+                                Err(e) => why.push(format!("entries[{i}]: {e}")),
+                            },
+                        }
+                    }
+                    if satisfied < *count {
+                        self.fail(
+                            Property::Attestation,
+                            format!("attestation {:?}: {satisfied} of {count} required attestors verified: {}", req.name, why.join("; ")),
+                        );
+                    }
+                }
+                signers => {
+                    let found = match signers {
+                        Signers::Anyone => self.statements_signed(digest, proven, &[pt], &|_: &Evidence| true),
+                        Signers::Authority(i) => {
+                            let a = p.authorities.get(*i);
+                            self.statements_signed(digest, proven, &[pt], &|e: &Evidence| {
+                                a.is_some_and(|a| a.alternatives.iter().any(|alt| e.signed_by(alt)))
+                            })
+                        }
+                        _ => self.statements_signed(digest, proven, &[pt], &|e: &Evidence| {
+                            p.authorities.iter().flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt))
+                        }),
+                    };
+                    if found.is_empty() {
+                        self.fail(Property::Attestation, missing);
+                    } else if let Err(e) = outcome(&found) {
+                        self.fail(Property::Attestation, e);
+                    }
                 }
             }
         }
@@ -588,6 +653,17 @@ fn key_fp(a: &Authority) -> String {
     match a {
         Authority::Key { spki_der, .. } => crate::core::digest::sha256_hex(spki_der),
         Authority::Keyless(_) => "keyless".into(),
+    }
+}
+
+fn authority_text(a: &Authority) -> String {
+    match a {
+        Authority::Key { spki_der, .. } => format!("key sha256:{}…", &crate::core::digest::sha256_hex(spki_der)[..12]),
+        Authority::Keyless(id) => format!(
+            "subject {} issuer {}",
+            id.san.as_ref().map(ToString::to_string).unwrap_or_else(|| "any".into()),
+            id.issuer.as_ref().map(ToString::to_string).unwrap_or_else(|| "any".into())
+        ),
     }
 }
 

@@ -7,8 +7,9 @@
 //!   AdmissionRequest, `parameters` the constraint's `spec.parameters` (or `{}`).
 //! * Each result needs a `msg`; identical results collapse (a set).
 //! * `match`: `kinds` (apiGroups × kinds, `*` wildcards), `namespaces` / `excludedNamespaces`
-//!   (exact, or a leading/trailing `*`), `scope`. Selectors need objects this service does not
-//!   see (Namespace labels) and are refused at load time rather than ignored.
+//!   (exact, or a leading/trailing `*`), `scope`, `labelSelector` (the object's labels),
+//!   `namespaceSelector` on `kubernetes.io/metadata.name` (other Namespace labels are not seen
+//!   here: refused at load time, see [`super::selector`]).
 //! * `enforcementAction`: `deny` (default) denies, `warn` warns, `dryrun` only records.
 //!
 //! Evaluation is bounded in time like attestation Rego ([`super::rego::EVAL_LIMIT`]).
@@ -18,6 +19,8 @@ use std::num::NonZeroU32;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use super::selector::Selector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -38,6 +41,8 @@ struct Match {
     namespaces: Option<Vec<String>>,
     excluded: Option<Vec<String>>,
     scope: Option<String>,
+    labels: Option<Selector>,
+    namespace_selector: Option<Selector>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,9 +207,6 @@ impl Gatekeeper {
         };
         let mut matcher = Match::default();
         if let Some(m) = c.matcher {
-            if m.label_selector.is_some() || m.namespace_selector.is_some() {
-                return Err("match.labelSelector / match.namespaceSelector need objects this webhook does not read: refused rather than ignored".into());
-            }
             if m.name.is_some() || m.source.as_deref().is_some_and(|s| s != "All") {
                 return Err("match.name / match.source are not supported".into());
             }
@@ -213,6 +215,13 @@ impl Gatekeeper {
                 namespaces: m.namespaces,
                 excluded: m.excluded_namespaces,
                 scope: m.scope,
+                labels: m.label_selector.as_ref().map(Selector::parse).transpose().map_err(|e| format!("match.labelSelector: {e}"))?,
+                namespace_selector: m
+                    .namespace_selector
+                    .as_ref()
+                    .map(Selector::namespace)
+                    .transpose()
+                    .map_err(|e| format!("match.namespaceSelector: {e}"))?,
             };
         }
         self.constraints.push(Constraint { name: name.into(), kind: kind.into(), action, matcher, parameters: c.parameters.unwrap_or_else(|| json!({})) });
@@ -310,6 +319,18 @@ fn matches(m: &Match, review: &Value) -> bool {
         && list.iter().any(|p| ns_match(p, n))
     {
         return false;
+    }
+    // cluster-scoped objects other than Namespaces always pass the namespace selector
+    if let (Some(sel), Some(n)) = (&m.namespace_selector, subject)
+        && !sel.matches_namespace(n)
+    {
+        return false;
+    }
+    if let Some(sel) = &m.labels {
+        let obj = review.get("object").filter(|o| !o.is_null()).or_else(|| review.get("oldObject")).unwrap_or(&Value::Null);
+        if !sel.matches_object(obj) {
+            return false;
+        }
     }
     true
 }

@@ -24,15 +24,21 @@
 //! | [`parse`] | policy documents → model |
 //! | [`evaluate`] | one function per property |
 //! | [`predicates`] | reading provenance, SBOMs and scans |
+//! | [`attestation`] | what a required attestation must satisfy, and who signs it |
 //! | [`rego`] | Rego attestation policies |
+//! | [`cue`] | CUE attestation policies (the subset policy-controller users write) |
+//! | [`selector`] | Kubernetes label selectors (Gatekeeper / Kyverno matches) |
 //! | [`gatekeeper`] | OPA Gatekeeper ConstraintTemplates + Constraints over the admitted object |
 
+pub mod attestation;
+pub mod cue;
 pub mod evaluate;
 pub mod gatekeeper;
 pub mod model;
 pub mod parse;
 pub mod predicates;
 pub mod rego;
+pub mod selector;
 
 pub use model::*;
 

@@ -117,10 +117,11 @@ pub struct NamedAuthority {
 pub struct AttestationReq {
     pub name: String,
     pub predicate_type: String,
-    pub rego: Option<super::rego::Rego>,
-    /// Index of the authority that must have signed it (a ClusterImagePolicy authority's own
-    /// `attestations`); `None`: any authority of the policy.
-    pub authority: Option<usize>,
+    pub check: Option<super::attestation::Check>,
+    pub signers: super::attestation::Signers,
+    /// Every signed attestation of the type must pass the check (Kyverno), rather than one
+    /// (policy-controller).
+    pub every: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,6 +171,9 @@ pub struct Policy {
     pub images: Vec<glob::Pattern>,
     pub mode: Mode,
     pub namespace_modes: BTreeMap<String, Mode>,
+    /// The namespaces it applies in (Kyverno `match`/`exclude`, a namespaced Kyverno
+    /// `Policy`); `None`: every namespace.
+    pub scope: Option<NamespaceScope>,
     pub trust_root: Option<String>,
     pub authorities: Vec<NamedAuthority>,
     pub threshold: usize,
@@ -205,7 +209,44 @@ pub struct TransparencyReq {
     pub witness_policy: Option<crate::core::tlog::WitnessPolicy>,
 }
 
+/// One namespace filter: names (wildcards; empty: any) and a selector on the name label.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceFilter {
+    pub names: Vec<glob::Pattern>,
+    pub selector: Option<super::selector::Selector>,
+}
+
+impl NamespaceFilter {
+    fn matches(&self, namespace: &str) -> bool {
+        (self.names.is_empty() || self.names.iter().any(|p| p.matches(namespace)))
+            && self.selector.as_ref().is_none_or(|s| s.matches_namespace(namespace))
+    }
+}
+
+/// Applies where one of `any` matches (all of them with `all`) and `exclude` does not.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceScope {
+    pub filters: Vec<NamespaceFilter>,
+    /// every filter must match (Kyverno `match.all`) rather than one (`match.any`)
+    pub all: bool,
+    pub exclude: Vec<NamespaceFilter>,
+    pub exclude_all: bool,
+}
+
+impl NamespaceScope {
+    pub fn applies(&self, namespace: &str) -> bool {
+        let hit = |fs: &[NamespaceFilter], all: bool| {
+            if all { fs.iter().all(|f| f.matches(namespace)) } else { fs.iter().any(|f| f.matches(namespace)) }
+        };
+        (self.filters.is_empty() || hit(&self.filters, self.all)) && (self.exclude.is_empty() || !hit(&self.exclude, self.exclude_all))
+    }
+}
+
 impl Policy {
+    /// Does the policy apply to objects in `namespace`?
+    pub fn applies_in(&self, namespace: &str) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.applies(namespace))
+    }
     pub fn mode_for(&self, namespace: &str) -> Mode {
         self.namespace_modes.get(namespace).copied().unwrap_or(self.mode)
     }

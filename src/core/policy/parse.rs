@@ -16,6 +16,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::attestation::{Check, Signers};
 use super::model::*;
 use crate::core::cosign::predicate_type_for;
 use crate::core::reference::normalize_repository;
@@ -323,7 +324,7 @@ struct Compiled {
 
 fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str) -> Result<AttestationReq, String> {
     let name = a.name.clone().unwrap_or_else(|| a.predicate_type.clone());
-    let rego = match &a.policy {
+    let check = match &a.policy {
         None => None,
         Some(p) => {
             if p.config_map_ref.is_some() || p.url.is_some() {
@@ -334,13 +335,18 @@ fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str) -> Resul
             match p.kind.as_str() {
                 "rego" => {
                     let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a rego policy needs data"))?;
-                    Some(super::rego::compile(&format!("{name}.rego"), &data).map_err(|e| format!("{at}.policy: rego: {e}"))?)
+                    Some(Check::Rego(super::rego::compile(&format!("{name}.rego"), &data).map_err(|e| format!("{at}.policy: rego: {e}"))?))
                 }
-                t => return Err(format!("{at}.policy.type: attestation policy type {t:?} is not supported (rego is)")),
+                "cue" => {
+                    let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a cue policy needs data"))?;
+                    Some(Check::Cue(super::cue::compile(&data).map_err(|e| format!("{at}.policy: cue: {e}"))?))
+                }
+                t => return Err(format!("{at}.policy.type: attestation policy type {t:?} is not supported (rego and cue are)")),
             }
         }
     };
-    Ok(AttestationReq { name, predicate_type: predicate_type_for(&a.predicate_type), rego, authority })
+    let signers = authority.map(Signers::Authority).unwrap_or_default();
+    Ok(AttestationReq { name, predicate_type: predicate_type_for(&a.predicate_type), check, signers, every: false })
 }
 
 fn authorities(specs: &[AuthoritySpec], warnings: &mut Vec<String>) -> Result<(Vec<NamedAuthority>, Vec<AttestationReq>), String> {
@@ -472,6 +478,7 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Comp
             images,
             mode: spec.mode.unwrap_or(Mode::Enforce),
             namespace_modes: BTreeMap::new(),
+            scope: None,
             trust_root: None,
             threshold,
             authorities,
@@ -550,6 +557,7 @@ fn image_policy(name: &str, spec: ImagePolicySpec) -> Result<Compiled, String> {
             images,
             mode: spec.mode.unwrap_or(Mode::Enforce),
             namespace_modes: spec.namespaces,
+            scope: None,
             trust_root: spec.trust_root_ref,
             threshold,
             authorities,

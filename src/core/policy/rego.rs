@@ -43,8 +43,17 @@ pub fn compile(path: &str, rego: &str) -> Result<Rego, String> {
 impl Rego {
     /// policy-controller's Rego contract: `data.sigstore.isCompliant` over the attestation.
     pub fn compliant(&self, predicate_type: &str, predicate: &Value) -> Result<bool, String> {
+        self.compliant_statement(predicate_type, &serde_json::json!({"predicateType": predicate_type, "predicate": predicate}))
+    }
+
+    /// The same over a whole in-toto statement (`input.predicateType`, `input.predicate`,
+    /// `input.subject`), as policy-controller passes it.
+    pub fn compliant_statement(&self, predicate_type: &str, statement: &Value) -> Result<bool, String> {
         let mut e = self.engine.clone();
-        let input = serde_json::json!({"predicateType": predicate_type, "predicate": predicate});
+        let input = match statement {
+            Value::Object(_) => statement.clone(),
+            _ => serde_json::json!({"predicateType": predicate_type}),
+        };
         e.set_input_json(&input.to_string()).map_err(|e| e.to_string())?;
         e.eval_bool_query("data.sigstore.isCompliant".into(), false).map_err(|e| e.to_string())
     }

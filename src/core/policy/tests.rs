@@ -58,10 +58,9 @@ spec:
     assert_eq!(ps.policies[1].mode_for("dev"), Mode::Warn);
     assert_eq!(ps.matching("registry.internal/myorg/app").len(), 2);
     assert_eq!(ps.matching("docker.io/library/nginx").len(), 0);
-    assert!(ps.policies[0].attestations[0].rego.as_ref().unwrap().compliant("x", &serde_json::json!({"spdxVersion": "SPDX-2.3"})).unwrap());
-    assert!(
-        !ps.policies[0].attestations[0].rego.as_ref().unwrap().compliant("x", &serde_json::json!({"spdxVersion": "SPDX-2.2"})).unwrap()
-    );
+    let check = ps.policies[0].attestations[0].check.as_ref().unwrap();
+    assert!(check.check(&serde_json::json!({"predicate": {"spdxVersion": "SPDX-2.3"}})).is_ok());
+    assert_eq!(check.check(&serde_json::json!({"predicate": {"spdxVersion": "SPDX-2.2"}})), Err("rego: isCompliant is false".into()));
     for bad in [
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {}\n",
         "apiVersion: trustmirror.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {images: []}\n",
