@@ -14,6 +14,8 @@ pub enum Check {
     Rego(super::rego::Rego),
     /// policy-controller `type: cue`: the statement unified with the policy, validated.
     Cue(super::cue::Cue),
+    /// Kyverno `conditions` (`all`/`any` blocks over JMESPath `{{ }}` variables).
+    Kyverno(super::kyverno::Conditions),
 }
 
 impl Check {
@@ -29,6 +31,7 @@ impl Check {
                 }
             }
             Check::Cue(c) => c.validate(statement).map_err(|errs| format!("cue: {}", errs.join("; "))),
+            Check::Kyverno(k) => k.check(statement),
         }
     }
 
@@ -36,6 +39,7 @@ impl Check {
         match self {
             Check::Rego(_) => "rego",
             Check::Cue(_) => "cue",
+            Check::Kyverno(_) => "conditions",
         }
     }
 }

@@ -28,12 +28,15 @@
 //! | [`rego`] | Rego attestation policies |
 //! | [`cue`] | CUE attestation policies (the subset policy-controller users write) |
 //! | [`selector`] | Kubernetes label selectors (Gatekeeper / Kyverno matches) |
+//! | [`kyverno`] | Kyverno ClusterPolicy/Policy verifyImages rules |
 //! | [`gatekeeper`] | OPA Gatekeeper ConstraintTemplates + Constraints over the admitted object |
 
 pub mod attestation;
 pub mod cue;
 pub mod evaluate;
 pub mod gatekeeper;
+pub mod kyverno;
+pub mod kyverno_eval;
 pub mod model;
 pub mod parse;
 pub mod predicates;

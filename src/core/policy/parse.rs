@@ -43,6 +43,8 @@ struct Doc {
 #[derive(Deserialize)]
 struct Meta {
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 /// `images:` entries: a glob string, or `{glob: …}` as policy-controller writes them.
@@ -637,6 +639,19 @@ impl PolicySet {
                         });
                         continue;
                     }
+                    ("ClusterPolicy" | "Policy", "kyverno.io/v1" | "kyverno.io/v2beta1") => {
+                        let ns = (doc.kind == "Policy").then(|| doc.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
+                        let c = super::kyverno::compile(&name, ns.as_deref(), serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?)
+                            .map_err(at)?;
+                        warnings.extend(c.warnings.into_iter().map(at));
+                        for p in c.policies {
+                            if policies.iter().any(|x| x.name == p.name) {
+                                return Err(at(format!("a second policy named {:?}", p.name)));
+                            }
+                            policies.push(p);
+                        }
+                        continue;
+                    }
                     ("ConstraintTemplate", v) if v.starts_with("templates.gatekeeper.sh/") => {
                         gatekeeper.add_template(&name, serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?).map_err(at)?;
                         continue;
@@ -647,7 +662,7 @@ impl PolicySet {
                     }
                     (k, v) => {
                         return Err(at(format!(
-                            "unsupported kind {v}/{k} (ClusterImagePolicy policy.sigstore.dev/v1beta1, ImagePolicy or PolicyDefaults trustmirror.dev/v1alpha1, Gatekeeper ConstraintTemplate and constraints)"
+                            "unsupported kind {v}/{k} (ClusterImagePolicy policy.sigstore.dev/v1beta1, ImagePolicy or PolicyDefaults trustmirror.dev/v1alpha1, Kyverno ClusterPolicy/Policy kyverno.io/v1, Gatekeeper ConstraintTemplate and constraints)"
                         )));
                     }
                 };

@@ -96,7 +96,7 @@ fn equals(key: &Value, value: &Value) -> bool {
                 return a == b;
             }
             if let (Some(qk), Value::String(v)) = (parse_quantity(k), value) {
-                return parse_quantity(v).is_some_and(|qv| qk.cmp(&qv) == Ordering::Equal);
+                return parse_quantity(v).is_some_and(|qv| qk.compare(&qv) == Ordering::Equal);
             }
             match value {
                 // the VALUE is the pattern
@@ -131,7 +131,7 @@ fn not_equals(key: &Value, value: &Value) -> bool {
                 if v.is_empty() {
                     return !wildcard_match(v, k);
                 }
-                return parse_quantity(v).is_none_or(|qv| qk.cmp(&qv) != Ordering::Equal);
+                return parse_quantity(v).is_none_or(|qv| qk.compare(&qv) != Ordering::Equal);
             }
             match value {
                 Value::String(v) => !wildcard_match(v, k),
@@ -239,7 +239,7 @@ fn numeric(key: &Value, value: &Value, op: &str) -> bool {
             }
             if let (Some(qk), Value::String(v)) = (parse_quantity(k), value) {
                 if let Some(qv) = parse_quantity(v) {
-                    return cmp_by(ord_f(qk.cmp(&qv)), 0.0, op);
+                    return cmp_by(ord_f(qk.compare(&qv)), 0.0, op);
                 }
             }
             if let Some(f) = go_parse_float(k) {
@@ -522,13 +522,13 @@ fn validate_string_pattern(value: &str, pattern: &str) -> bool {
     let op = pattern_operator(pattern);
     let range = |re: &Regex| re.captures(pattern).map(|c| (c[1].to_string(), c[2].to_string()));
     match op {
-        PatOp::InRange => match range(&IN_RANGE) {
+        PatOp::InRange => match range(&*IN_RANGE) {
             Some((l, r)) => {
                 validate_string_pattern(value, &format!(">= {l}")) && validate_string_pattern(value, &format!("<= {r}"))
             }
             None => false,
         },
-        PatOp::NotInRange => match range(&NOT_IN_RANGE) {
+        PatOp::NotInRange => match range(&*NOT_IN_RANGE) {
             Some((l, r)) => {
                 validate_string_pattern(value, &format!("< {l}")) || validate_string_pattern(value, &format!("> {r}"))
             }
@@ -559,7 +559,7 @@ fn validate_string(value: &str, pattern: &str, op: PatOp) -> bool {
         return by(v.cmp(&p));
     }
     if let (Some(p), Some(v)) = (parse_quantity(pattern), parse_quantity(value)) {
-        return by(v.cmp(&p));
+        return by(v.compare(&p));
     }
     match op {
         PatOp::Equal => wildcard_match(pattern, value),
@@ -740,7 +740,7 @@ impl Quantity {
     }
 
     /// `Quantity.Cmp`.
-    pub(crate) fn cmp(&self, o: &Quantity) -> Ordering {
+    pub(crate) fn compare(&self, o: &Quantity) -> Ordering {
         match (self.neg, o.neg) {
             (false, true) => Ordering::Greater,
             (true, false) => Ordering::Less,
