@@ -24,7 +24,7 @@
 //!    messages joined with "; " (a description of the condition where no message is set).
 //!
 //! Resolution is strict: any missing key (outside the places JMESPath tolerates it, see
-//! [`jmespath`]) aborts the whole evaluation with an error, which Kyverno counts as a failed
+//! [`query`]) aborts the whole evaluation with an error, which Kyverno counts as a failed
 //! attestation. `{{ a || 'x' }}` is Kyverno's way to default: `'x'` when `a` is missing, null,
 //! false or empty. A key that resolves to null makes every operator false (`NotEquals`
 //! included).
@@ -33,7 +33,7 @@
 //! JMESPath syntax and subset of every `{{ }}`), [`check_statement`] then decides a statement.
 //!
 //! Not reproduced (always an `Err` naming it, never a guess): `$(…)` references, the `{{ @ }}`
-//! foreach variable, JMESPath functions outside [`jmespath`]'s set, a non-ASCII character right
+//! foreach variable, JMESPath functions outside [`query`]'s set, a non-ASCII character right
 //! before `{{` (Kyverno's substitution never terminates there).
 
 use std::sync::LazyLock;
@@ -41,12 +41,13 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-pub mod jmespath;
+pub mod query;
+mod gocompat;
 mod operators;
 
-use jmespath::JpError;
+use query::JpError;
 pub use operators::{apply_operator, wildcard_match};
-use operators::go_json;
+use gocompat::go_json;
 
 const MAX_DEPTH: usize = 128;
 const MAX_ROUNDS: usize = 64;
@@ -196,7 +197,7 @@ fn check_variables(s: &str) -> Result<(), String> {
         if variable.is_empty() {
             return Err(format!("the empty variable {m:?} fails every evaluation"));
         }
-        jmespath::check(&variable).map_err(|e| format!("{{{{ {variable} }}}}: {e}"))?;
+        query::check(&variable).map_err(|e| format!("{{{{ {variable} }}}}: {e}"))?;
     }
     Ok(())
 }
@@ -466,7 +467,7 @@ impl Ctx<'_> {
         if q.is_empty() {
             return Err(fail("invalid query (nil)".into()));
         }
-        match jmespath::search(q, self.root) {
+        match query::search(q, self.root) {
             Ok(v) => Ok(v),
             Err(e @ JpError::Syntax(_)) => Err(fail(format!("incorrect query {q}: {e}"))),
             Err(JpError::NotFound(k)) => {
