@@ -176,6 +176,9 @@ impl Engine {
         let metrics = AdmissionMetrics::new();
         let audit = audit::Sink::start(store.clone(), opts.audit_file.clone(), metrics.audit_dropped.clone())?;
         tracing::info!(policies = policy.policies.len(), version = %policy.version, banned = policy.banned.banned.len(), "admission policy loaded");
+        for w in &policy.warnings {
+            tracing::warn!(warning = %w, "policy");
+        }
         let slot = OnceLock::new();
         if let Some(q) = ingest {
             let _ = slot.set(q);
@@ -365,6 +368,18 @@ impl Engine {
 
     /// Decide one image in a namespace. `cap` lowers enforce to warn/audit (the webhook
     /// configuration selected by a namespace label says how far).
+    /// Gatekeeper constraints over a Pod running `images` in `namespace`: for callers that
+    /// decide images without an object (`policy check`, the deploy gate).
+    pub fn constraints_for_images(&self, namespace: &str, images: &[&str]) -> Vec<Violation> {
+        let policy = self.policy();
+        if policy.gatekeeper.is_empty() {
+            return vec![];
+        }
+        let pod = super::review::pod("trustmirror-check", namespace, images);
+        let req = super::review::request_for("trustmirror-check", namespace, &pod);
+        policy.gatekeeper.evaluate(&req["request"]).iter().map(constraint_violation).collect()
+    }
+
     pub fn decide_image(&self, namespace: &str, image: &str, cap: Option<Mode>) -> ImageOutcome {
         let policy = self.policy();
         let trust = self.trust.roots();
@@ -560,4 +575,15 @@ impl Engine {
             self.metrics.misses_queued.inc();
         }
     }
+}
+
+/// A Gatekeeper finding as a violation: `deny` enforces, `warn` warns, `dryrun` audits.
+pub fn constraint_violation(f: &crate::core::policy::gatekeeper::Finding) -> Violation {
+    use crate::core::policy::gatekeeper::Action;
+    let mode = match f.action {
+        Action::Deny => Mode::Enforce,
+        Action::Warn => Mode::Warn,
+        Action::DryRun => Mode::Audit,
+    };
+    Violation { policy: f.constraint.clone(), property: Property::Constraint, message: f.msg.clone(), mode }
 }

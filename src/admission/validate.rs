@@ -29,7 +29,10 @@ impl Engine {
 
     fn decide_review(&self, req: &Review, endpoint: Endpoint, cap: Option<Mode>) -> Response {
         let refs = match &req.images {
-            Ok(r) if r.is_empty() => return Response::allow(&req.uid),
+            // no images: nothing to verify, but Gatekeeper constraints still look at the object
+            Ok(r) if r.is_empty() && (endpoint == Endpoint::Mutate || self.policy().gatekeeper.is_empty()) => {
+                return Response::allow(&req.uid);
+            }
             Ok(r) => r,
             Err(_) if endpoint == Endpoint::Mutate => return Response::allow(&req.uid),
             Err(e) => return Response::deny(&req.uid, format!("trustmirror: cannot read the {} object: {e}", req.kind)),
@@ -134,24 +137,20 @@ impl Engine {
             if exemption.is_some() { sync_records.push(rec) } else { records.push(rec) }
         }
         // Gatekeeper constraints: over the whole object, as Gatekeeper evaluates them
+        // (`[constraint] msg`); break-glass exemptions are for images, not for these
         let policy = self.policy();
         if !policy.gatekeeper.is_empty() {
-            use crate::core::policy::gatekeeper::Action;
             for f in policy.gatekeeper.evaluate(&req.request) {
-                let text = format!("[{}] {}", f.constraint, f.msg);
-                let mode = match f.action {
-                    Action::Deny => Mode::Enforce,
-                    Action::Warn => Mode::Warn,
-                    Action::DryRun => Mode::Audit,
-                };
+                let v = super::engine::constraint_violation(&f);
+                let text = format!("[{}] {}", v.policy, v.message);
                 self.metrics
                     .violations
-                    .get_or_create(&l(&[("policy", f.constraint.as_str()), ("property", "constraint"), ("namespace", namespace), ("mode", mode.as_str())]))
+                    .get_or_create(&l(&[("policy", v.policy.as_str()), ("property", "constraint"), ("namespace", namespace), ("mode", v.mode.as_str())]))
                     .inc();
-                match f.action {
-                    Action::Deny => denials.push(text),
-                    Action::Warn => warnings.push(text),
-                    Action::DryRun => {}
+                match v.mode {
+                    Mode::Enforce => denials.push(text),
+                    Mode::Warn => warnings.push(text),
+                    Mode::Audit => {}
                 }
                 records.push(AuditRecord {
                     time: now,
@@ -160,9 +159,9 @@ impl Engine {
                     object: object.clone(),
                     image: String::new(),
                     digest: None,
-                    allowed: f.action != Action::Deny,
-                    mode: Some(mode),
-                    violations: vec![Violation { policy: f.constraint.clone(), property: crate::core::policy::Property::Constraint, message: f.msg.clone(), mode }],
+                    allowed: v.mode != Mode::Enforce,
+                    mode: Some(v.mode),
+                    violations: vec![v],
                     exemption: None,
                     basis: None,
                 });

@@ -219,10 +219,14 @@ pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), opts, None).context("loading the policy")?;
+    for w in &engine.policy().warnings {
+        eprintln!("warning: {w}");
+    }
     let mut denied = false;
     let mut out = vec![];
     for i in &images {
-        let o = engine.decide_image(&namespace, i, None);
+        let mut o = engine.decide_image(&namespace, i, None);
+        o.violations.extend(engine.constraints_for_images(&namespace, &[i]));
         denied |= o.enforced().next().is_some();
         if output == Output::Text {
             let verdict = if o.enforced().next().is_some() {

@@ -169,7 +169,9 @@ impl Gate {
             Some(dg) => format!("{}@{dg}", parsed.repository),
             None => image.to_string(),
         };
-        let o: ImageOutcome = self.engine.decide_image(&self.namespace, &target, None);
+        let mut o: ImageOutcome = self.engine.decide_image(&self.namespace, &target, None);
+        // Gatekeeper constraints see the image as the deployment names it
+        o.violations.extend(self.engine.constraints_for_images(&self.namespace, &[image]));
         d.decided = digest.as_ref().map(|_| target.clone());
         d.policies = o.policies.clone();
         d.by_vsa = o.by_vsa.clone();

@@ -482,6 +482,16 @@ fn conditions(c: &[Value], at: &str) -> Result<Option<Conditions>, String> {
     Ok(Some(Conditions { blocks }))
 }
 
+/// The most common migration mistake, said when the policy loads (the denial says it again).
+fn predicate_prefix_warning(c: &[Value], at: &str, warnings: &mut Vec<String>) {
+    let text = serde_json::to_string(c).unwrap_or_default();
+    if text.contains("{{ predicate.") || text.contains("{{predicate.") {
+        warnings.push(format!(
+            "{at}: Kyverno puts the predicate's fields at the root of the condition context, so {{{{ predicate.… }}}} never resolves and the condition fails for every image (SLSA v1 builder: {{{{ runDetails.builder.id }}}}, v0.2: {{{{ builder.id }}}})"
+        ));
+    }
+}
+
 /// Compile one ClusterPolicy (`namespace: None`) or namespaced Policy.
 pub fn compile(name: &str, namespace: Option<&str>, spec: Value) -> Result<Compiled, String> {
     let spec: Spec = serde_path_to_error::deserialize(spec).map_err(|e| format!("spec.{}: {}", e.path(), e.inner()))?;
@@ -625,6 +635,7 @@ fn verify_images(
             (None, None) => return Err(format!("{at}: missing type")),
         };
         let check = conditions(&a.conditions, &format!("{at}.conditions"))?.map(Check::Kyverno);
+        predicate_prefix_warning(&a.conditions, &format!("{at}.conditions"), warnings);
         let label = a.name.clone().unwrap_or_else(|| pt.clone());
         let mut att_sets: Vec<(Vec<Authority>, usize)> =
             a.attestors.iter().enumerate().map(|(j, s)| attestor_set(s, &format!("{at}.attestors[{j}]"), warnings)).collect::<Result<_, _>>()?;

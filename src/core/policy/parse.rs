@@ -324,7 +324,7 @@ struct Compiled {
     warnings: Vec<String>,
 }
 
-fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str) -> Result<AttestationReq, String> {
+fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str, warnings: &mut Vec<String>) -> Result<AttestationReq, String> {
     let name = a.name.clone().unwrap_or_else(|| a.predicate_type.clone());
     let check = match &a.policy {
         None => None,
@@ -341,7 +341,13 @@ fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str) -> Resul
                 }
                 "cue" => {
                     let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a cue policy needs data"))?;
-                    Some(Check::Cue(super::cue::compile(&data).map_err(|e| format!("{at}.policy: cue: {e}"))?))
+                    let (cue, unused) = super::cue::compile_tolerant(&data).map_err(|e| format!("{at}.policy: cue: {e}"))?;
+                    for u in unused {
+                        warnings.push(format!(
+                            "{at}.policy: cue: {u}: CUE v0.13 and later (policy-controller v0.15 and later) refuse this policy at admission, older versions accept it, and so does trustmirror; remove the import"
+                        ));
+                    }
+                    Some(Check::Cue(cue))
                 }
                 t => return Err(format!("{at}.policy.type: attestation policy type {t:?} is not supported (rego and cue are)")),
             }
@@ -433,7 +439,7 @@ fn authorities(specs: &[AuthoritySpec], warnings: &mut Vec<String>) -> Result<(V
             Some(o) => return Err(format!("{at}.static.action {o:?}: pass or fail")),
         };
         for (j, att) in a.attestations.iter().enumerate() {
-            atts.push(attestation(att, Some(out.len()), &format!("{at}.attestations[{j}]"))?);
+            atts.push(attestation(att, Some(out.len()), &format!("{at}.attestations[{j}]"), warnings)?);
         }
         out.push(NamedAuthority { name, alternatives, static_pass });
     }
@@ -506,7 +512,7 @@ fn image_policy(name: &str, spec: ImagePolicySpec) -> Result<Compiled, String> {
     }
     let (authorities, mut attestations) = authorities(&spec.authorities, &mut warnings)?;
     for (j, a) in spec.attestations.iter().enumerate() {
-        attestations.push(attestation(a, None, &format!("spec.attestations[{j}]"))?);
+        attestations.push(attestation(a, None, &format!("spec.attestations[{j}]"), &mut warnings)?);
     }
     let threshold = threshold(spec.threshold, authorities.len())?;
     let vulnerabilities = match spec.vulnerabilities {

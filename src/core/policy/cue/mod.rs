@@ -11,7 +11,8 @@
 //! Supported subset (anything else is a compile error naming the construct and its position):
 //! * file: optional `package x`; `import "time" | "list" | "struct" | "strings"` (single, grouped
 //!   in parentheses, or aliased); an import that is never used is an error
-//!   (`imported and not used: "list"`), as in cuelang.org/go ≥ v0.13 (policy-controller v0.15);
+//!   (`imported and not used: "list"`), as in cuelang.org/go ≥ v0.13 (policy-controller v0.15)
+//!   — [`compile_tolerant`] makes it a warning, as older versions accepted it;
 //! * declarations: `label: value`, single-line nesting `a: b: c: v`, quoted labels (always
 //!   regular fields: `"_type"` meets the JSON key, unquoted `_type` is a hidden field that never
 //!   does), optional `x?:` and required `x!:` fields, definitions `#X` (closed, recursively, also
@@ -76,8 +77,17 @@ impl std::fmt::Debug for Cue {
 /// Parses the policy and checks it stays inside the supported subset; errors name the construct
 /// and its position (`… at line L, column C`).
 pub fn compile(source: &str) -> Result<Cue, String> {
+    match compile_tolerant(source)? {
+        (_, unused) if !unused.is_empty() => Err(unused.join("; ")),
+        (c, _) => Ok(c),
+    }
+}
+
+/// [`compile`] as CUE before v0.13 (policy-controller before v0.15) compiled: an import that
+/// is never used is returned as a warning rather than refused.
+pub fn compile_tolerant(source: &str) -> Result<(Cue, Vec<String>), String> {
     let c = parse::compile(source)?;
-    Ok(Cue { root: c.root, regexes: c.regexes, bytes: source.len() })
+    Ok((Cue { root: c.root, regexes: c.regexes, bytes: source.len() }, c.unused))
 }
 
 impl Cue {

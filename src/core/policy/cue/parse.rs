@@ -147,6 +147,8 @@ pub(super) enum Expr {
 pub(super) struct Compiled {
     pub(super) root: StructLit,
     pub(super) regexes: HashMap<String, Regex>,
+    /// Imports never used (`imported and not used: …` with their position).
+    pub(super) unused: Vec<String>,
 }
 
 pub(super) fn compile(src: &str) -> Result<Compiled, String> {
@@ -158,10 +160,8 @@ pub(super) fn compile(src: &str) -> Result<Compiled, String> {
     let (mut root, imports) = p.file()?;
     let mut r = Resolver { scopes: Vec::new(), imports, regexes: HashMap::new() };
     r.structure(&mut root)?;
-    if let Some(i) = r.imports.iter().find(|i| !i.used) {
-        return Err(format!("imported and not used: {} at {}", value::quote(&i.path), i.pos));
-    }
-    Ok(Compiled { root, regexes: r.regexes })
+    let unused = r.imports.iter().filter(|i| !i.used).map(|i| format!("imported and not used: {} at {}", value::quote(&i.path), i.pos)).collect();
+    Ok(Compiled { root, regexes: r.regexes, unused })
 }
 
 // ---------------------------------------------------------------------------------------------
