@@ -314,21 +314,31 @@ fn mode(action: &str, at: &str) -> Result<Mode, String> {
 }
 
 /// Kyverno's image reference wildcard as a repository glob (`*` and `?` mean the same; `[` is
-/// literal in Kyverno).
-fn image_pattern(p: &str, at: &str) -> Result<glob::Pattern, String> {
+/// literal in Kyverno). Kyverno matches `registry/path:tag` (or `registry/path@digest`); a
+/// policy here covers repositories, so a tag part widens the pattern to its repository — a
+/// stricter reading (more images verified), said in a warning.
+fn image_pattern(p: &str, at: &str, warnings: &mut Vec<String>) -> Result<glob::Pattern, String> {
     if p.is_empty() {
         return Err(format!("{at}: an empty image reference matches nothing"));
     }
-    let last = p.rsplit('/').next().unwrap_or(p);
-    if p.contains('@') || last.contains(':') {
-        return Err(format!(
-            "{at}: {p:?} names a tag or digest: trustmirror matches policies to repositories (write {:?})",
-            p.split('@').next().unwrap_or(p).rsplit_once(':').filter(|_| last.contains(':')).map(|(r, _)| r).unwrap_or(p)
-        ));
+    if p.contains('@') {
+        return Err(format!("{at}: {p:?} names a digest: write the repository and let the policy verify what it holds"));
     }
+    let last = p.rsplit('/').next().unwrap_or(p);
+    let repo = match last.split_once(':') {
+        Some((_, tag)) => {
+            let r = &p[..p.len() - tag.len() - 1];
+            warnings.push(format!(
+                "{at}: {p:?} is read as the repository {r:?}: trustmirror verifies every image of it, including those referenced by digest, which Kyverno would skip{}",
+                if tag == "*" { "" } else { ", and tags other than the pattern's" }
+            ));
+            r
+        }
+        None => p,
+    };
     // the registry part is normalized like image repositories, unless it is itself a wildcard
-    let first = p.split('/').next().unwrap_or_default();
-    let text = if first.contains(['*', '?']) { p.to_string() } else { normalize_repository(p) };
+    let first = repo.split('/').next().unwrap_or_default();
+    let text = if first.contains(['*', '?']) { repo.to_string() } else { normalize_repository(repo) };
     glob::Pattern::new(&glob::Pattern::escape(&text).replace("[*]", "*").replace("[?]", "?")).map_err(|e| format!("{at}: {p:?}: {e}"))
 }
 
@@ -611,9 +621,19 @@ fn verify_images(
     if refs.is_empty() {
         return Err(format!("{at}: An image reference is required"));
     }
-    let images = refs.iter().enumerate().map(|(i, p)| image_pattern(p, &format!("{at}.imageReferences[{i}]"))).collect::<Result<Vec<_>, _>>()?;
-    if !vi.skip_image_references.is_empty() {
-        return Err(format!("{at}.skipImageReferences is not supported (narrow imageReferences instead)"));
+    let images = refs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| image_pattern(p, &format!("{at}.imageReferences[{i}]"), warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut skip_images = vec![];
+    for (i, p) in vi.skip_image_references.iter().enumerate() {
+        let at = format!("{at}.skipImageReferences[{i}]");
+        if p.contains('@') || p.rsplit('/').next().is_some_and(|l| l.contains(':')) {
+            // skipping one tag cannot be narrowed to a repository without skipping more
+            return Err(format!("{at}: {p:?} names a tag or digest: only whole repositories can be skipped here"));
+        }
+        skip_images.push(image_pattern(p, &at, warnings)?);
     }
     // legacy key/subject/issuer: one more attestor, on the attestations when there are some
     let mut sets: Vec<(Vec<Authority>, usize)> =
@@ -680,6 +700,7 @@ fn verify_images(
             name,
             kind: "KyvernoPolicy".into(),
             images: images.clone(),
+            skip_images: skip_images.clone(),
             mode,
             namespace_modes: namespace_modes.clone(),
             scope: Some(scope.clone()),

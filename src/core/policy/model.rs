@@ -169,6 +169,9 @@ pub struct Policy {
     pub name: String,
     pub kind: String,
     pub images: Vec<glob::Pattern>,
+    /// Repositories the policy leaves alone although `images` covers them (Kyverno
+    /// `skipImageReferences`).
+    pub skip_images: Vec<glob::Pattern>,
     pub mode: Mode,
     pub namespace_modes: BTreeMap<String, Mode>,
     /// The namespaces it applies in (Kyverno `match`/`exclude`, a namespaced Kyverno
@@ -252,7 +255,8 @@ impl Policy {
     }
     /// Does the policy cover `repository` (`registry/repo`, normalized)?
     pub fn matches(&self, repository: &str) -> bool {
-        self.images.iter().any(|g| g.matches(repository) || g.matches(&format!("{repository}:")))
+        let hit = |gs: &[glob::Pattern]| gs.iter().any(|g| g.matches(repository) || g.matches(&format!("{repository}:")));
+        hit(&self.images) && !hit(&self.skip_images)
     }
 }
 
@@ -338,7 +342,14 @@ pub struct Facts {
 impl PolicySet {
     /// Does any authority of any policy accept this signer? (Only such items feed the witness.)
     pub fn accepts_signer(&self, e: &crate::core::evidence::Evidence) -> bool {
+        use super::attestation::Signers;
         self.policies.iter().flat_map(|p| p.authorities.iter()).flat_map(|a| a.alternatives.iter()).any(|alt| e.signed_by(alt))
+            || self.policies.iter().flat_map(|p| p.attestations.iter()).any(|r| match &r.signers {
+                // an attestation anyone may sign: every item may count
+                Signers::Anyone => true,
+                Signers::Entries { entries, .. } => entries.iter().any(|a| e.signed_by(a)),
+                Signers::Policy | Signers::Authority(_) => false,
+            })
     }
 
     /// Does any policy need [`Facts::tlog`]?

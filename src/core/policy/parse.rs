@@ -484,6 +484,7 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Comp
             name: name.into(),
             kind: "ClusterImagePolicy".into(),
             images,
+            skip_images: vec![],
             mode: spec.mode.unwrap_or(Mode::Enforce),
             namespace_modes: BTreeMap::new(),
             scope: None,
@@ -563,6 +564,7 @@ fn image_policy(name: &str, spec: ImagePolicySpec) -> Result<Compiled, String> {
             name: name.into(),
             kind: "ImagePolicy".into(),
             images,
+            skip_images: vec![],
             mode: spec.mode.unwrap_or(Mode::Enforce),
             namespace_modes: spec.namespaces,
             scope: None,
@@ -680,6 +682,11 @@ impl PolicySet {
             }
         }
         gatekeeper.check()?;
+        if no_match.is_none() && policies.iter().any(|p| p.kind == "KyvernoPolicy") {
+            warnings.push(
+                "images no policy covers are denied (Kyverno admits them); a PolicyDefaults document with spec.noMatch: allow restores Kyverno's behaviour".into(),
+            );
+        }
         h.update(serde_json::to_vec(&banned).expect("json"));
         Ok(Self {
             gatekeeper,
