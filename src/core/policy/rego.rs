@@ -27,6 +27,7 @@ impl std::fmt::Debug for Rego {
 /// A Rego engine for a policy: Rego v1 syntax, or v0 (what most policy-controller policies are
 /// written in) when v1 does not parse.
 pub fn compile(path: &str, rego: &str) -> Result<Rego, String> {
+    offline(rego)?;
     let mut e = regorus::Engine::new();
     if e.add_policy(path.into(), rego.into()).is_err() {
         e = regorus::Engine::new();
@@ -57,6 +58,18 @@ impl Rego {
         e.set_input_json(&input.to_string()).map_err(|e| e.to_string())?;
         e.eval_bool_query("data.sigstore.isCompliant".into(), false).map_err(|e| e.to_string())
     }
+}
+
+/// Builtins that reach the network: a policy calling them could only fail at admission
+/// (offline), so it is refused when it loads. A textual check (a mention in a comment is
+/// refused too — the message says which call).
+pub fn offline(rego: &str) -> Result<(), String> {
+    for b in ["http.send", "net.lookup_ip_addr", "opa.runtime"] {
+        if rego.lines().any(|l| l.split('#').next().unwrap_or_default().contains(b)) {
+            return Err(format!("{b} reaches the network (or the host) at admission time; trustmirror decides offline, from its store"));
+        }
+    }
+    Ok(())
 }
 
 /// Compile and evaluate in one go (tests, one-off checks).
