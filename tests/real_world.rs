@@ -26,7 +26,8 @@ fn run(args: &[&str]) -> (bool, String) {
     (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
-const GENERATOR: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v";
+const GENERATOR: &str =
+    "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v";
 const GHA: &str = "https://token.actions.githubusercontent.com";
 
 /// cosign save layouts: (dir, generator tag, Rekor kind)
@@ -45,8 +46,17 @@ fn cosign_save_layouts_of_every_generation_verify_with_their_identity_only() {
         let l = layout.to_str().unwrap();
         let id = format!("{GENERATOR}{tag}");
         let (ok, out) = run(&[
-            "verify-attestation", "--local-image", l, "--type", "slsaprovenance", "--trusted-root", &root(), "--certificate-identity", &id,
-            "--certificate-oidc-issuer", GHA,
+            "verify-attestation",
+            "--local-image",
+            l,
+            "--type",
+            "slsaprovenance",
+            "--trusted-root",
+            &root(),
+            "--certificate-identity",
+            &id,
+            "--certificate-oidc-issuer",
+            GHA,
         ]);
         assert!(ok, "{dir} ({kind}): {out}");
         assert!(out.contains("https://slsa.dev/provenance/v0.2"), "{dir}: {out}");
@@ -54,8 +64,17 @@ fn cosign_save_layouts_of_every_generation_verify_with_their_identity_only() {
         let other = format!("{GENERATOR}9.9.9");
         for (identity, issuer) in [(other.as_str(), GHA), (id.as_str(), "https://accounts.google.com")] {
             let (ok, out) = run(&[
-                "verify-attestation", "--local-image", l, "--type", "slsaprovenance", "--trusted-root", &root(), "--certificate-identity",
-                identity, "--certificate-oidc-issuer", issuer,
+                "verify-attestation",
+                "--local-image",
+                l,
+                "--type",
+                "slsaprovenance",
+                "--trusted-root",
+                &root(),
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                issuer,
             ]);
             assert!(!ok, "{dir} ({kind}) must be refused for {identity} / {issuer}: {out}");
         }
@@ -83,20 +102,57 @@ async fn the_mirror_stores_every_layouts_attestation_as_verified() {
     }
 }
 
+/// Production Rekor v2 (log2025-1) hashedrekord 0.0.2, as sigstore-js logs it: the entry's
+/// verifier is the certificate's *public key* while the bundle carries the certificate. Verified
+/// (the logged key must be the certificate's), with its identity only; a body whose logged key or
+/// digest was changed breaks the inclusion proof; the withdrawn dsse 0.0.2 kind is refused by name.
 #[test]
-fn rekor_v2_production_entries_that_log_a_public_key_are_a_known_upstream_gap() {
-    // Production Rekor v2 (log2025-1) hashedrekord 0.0.2 entries logged by sigstore-js carry the
-    // certificate's *public key* as the verifier, while the bundle carries the certificate;
-    // sigstore-verify 0.15.1 requires the entry to hold the certificate and refuses. Pinned here:
-    // when the verifier accepts it, this test fails and the fixture moves to the positive list.
+fn rekor_v2_production_entries_that_log_the_certificates_key() {
     let art = fx("real-world/rekor-v2-log2025-1/artifact.txt");
     let b = fx("real-world/rekor-v2-log2025-1/hashedrekord-v0.0.2.sigstore.json");
-    let (ok, out) = run(&[
-        "verify-blob", "--bundle", b.to_str().unwrap(), "--trusted-root", &root(), "--certificate-identity", "brian@dehamer.com",
-        "--certificate-oidc-issuer", "https://github.com/login/oauth", art.to_str().unwrap(),
-    ]);
-    assert!(!ok && out.contains("contains no certificate"), "{out}");
-    let _ = Path::new("");
+    let verify = |bundle: &Path, identity: &str| {
+        run(&[
+            "verify-blob",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--trusted-root",
+            &root(),
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            "https://github.com/login/oauth",
+            art.to_str().unwrap(),
+        ])
+    };
+    let (ok, out) = verify(&b, "brian@dehamer.com");
+    assert!(ok, "{out}");
+    let (ok, out) = verify(&b, "someone@example.com");
+    assert!(!ok && out.contains("identity"), "{out}");
+
+    // the logged body, altered (it no longer describes this signature), and the proof, altered
+    // (it no longer reaches the signed checkpoint): refused, each for its reason
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&b).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tampered = dir.path().join("tampered.sigstore.json");
+    let mut doc = original.clone();
+    let entry = &mut doc["verificationMaterial"]["tlogEntries"][0];
+    let mut body: serde_json::Value = serde_json::from_slice(&b64.decode(entry["canonicalizedBody"].as_str().unwrap()).unwrap()).unwrap();
+    body["spec"]["hashedRekordV002"]["data"]["digest"] = b64.encode([7u8; 32]).into();
+    entry["canonicalizedBody"] = b64.encode(body.to_string()).into();
+    std::fs::write(&tampered, doc.to_string()).unwrap();
+    let (ok, out) = verify(&tampered, "brian@dehamer.com");
+    assert!(!ok && out.contains("hash mismatch"), "{out}");
+    let mut doc = original.clone();
+    doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3] = b64.encode([7u8; 32]).into();
+    std::fs::write(&tampered, doc.to_string()).unwrap();
+    let (ok, out) = verify(&tampered, "brian@dehamer.com");
+    assert!(!ok && out.contains("inclusion proof"), "{out}");
+
+    let d = fx("real-world/rekor-v2-log2025-1/dsse-v0.0.2.sigstore.json");
+    let (ok, out) = verify(&d, "brian@dehamer.com");
+    assert!(!ok && out.contains("dsse") && out.contains("0.0.2"), "{out}");
 }
 
 /// npm: the registry's attestation documents for real packages (tarballs named by sha512):
@@ -107,24 +163,51 @@ fn npm_provenance_and_publish_attestations_of_every_generation() {
     let keys = fx("production/targets/registry.npmjs.org/keys.json");
     let keys = keys.to_str().unwrap();
     let cases = [
-        ("provenance-npm-test-cli-v02-prega", "slsaprovenance", "https://github.com/laurentsimon/provenance-npm-test/.github/workflows/release.yml@refs/heads/main"),
-        ("supreme-googles-cli-v02-tag", "slsaprovenance", "https://github.com/trishankatdatadog/supreme-goggles/.github/workflows/npm-publish.yml@refs/tags/v1.0.5"),
+        (
+            "provenance-npm-test-cli-v02-prega",
+            "slsaprovenance",
+            "https://github.com/laurentsimon/provenance-npm-test/.github/workflows/release.yml@refs/heads/main",
+        ),
+        (
+            "supreme-googles-cli-v02-tag",
+            "slsaprovenance",
+            "https://github.com/trishankatdatadog/supreme-goggles/.github/workflows/npm-publish.yml@refs/tags/v1.0.5",
+        ),
         (
             "provenance-npm-test-ossf",
             "slsaprovenance",
             "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_lowperms-generic_slsa3.yml@refs/tags/v1.6.0",
         ),
-        ("provenance-npm-test-cli-v1-prega", "slsaprovenance1", "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main"),
-        ("gundam-visor-cli-v1-tag", "slsaprovenance1", "https://github.com/ramonpetgrave64/gundam-visor/.github/workflows/npm-publish.yml@refs/tags/v1.0.1"),
+        (
+            "provenance-npm-test-cli-v1-prega",
+            "slsaprovenance1",
+            "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main",
+        ),
+        (
+            "gundam-visor-cli-v1-tag",
+            "slsaprovenance1",
+            "https://github.com/ramonpetgrave64/gundam-visor/.github/workflows/npm-publish.yml@refs/tags/v1.0.1",
+        ),
     ];
     for (name, ty, san) in cases {
         let doc = fx(&format!("real-world/npm/slsa-verifier/{name}.tgz.json"));
         let doc = doc.to_str().unwrap();
-        let digest = format!("sha512:{}", std::fs::read_to_string(fx(&format!("real-world/npm/slsa-verifier/{name}.tgz.sha512"))).unwrap().trim());
+        let digest =
+            format!("sha512:{}", std::fs::read_to_string(fx(&format!("real-world/npm/slsa-verifier/{name}.tgz.sha512"))).unwrap().trim());
         let prov = |identity: &str, digest: &str| {
             run(&[
-                "verify-blob-attestation", "--bundle", doc, "--type", ty, "--trusted-root", &root(), "--certificate-identity", identity,
-                "--certificate-oidc-issuer", GHA, digest,
+                "verify-blob-attestation",
+                "--bundle",
+                doc,
+                "--type",
+                ty,
+                "--trusted-root",
+                &root(),
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                GHA,
+                digest,
             ])
         };
         let (ok, out) = prov(san, &digest);
@@ -134,19 +217,50 @@ fn npm_provenance_and_publish_attestations_of_every_generation() {
         let other = format!("sha512:{}", "ab".repeat(64));
         let (ok, out) = prov(san, &other);
         assert!(!ok, "{name}: another tarball is refused: {out}");
-        let (ok, out) = run(&["verify-blob-attestation", "--bundle", doc, "--type", "npm-publish", "--npm-keys", keys, "--trusted-root", &root(), &digest]);
+        let (ok, out) = run(&[
+            "verify-blob-attestation",
+            "--bundle",
+            doc,
+            "--type",
+            "npm-publish",
+            "--npm-keys",
+            keys,
+            "--trusted-root",
+            &root(),
+            &digest,
+        ]);
         assert!(ok && out.contains("npm:SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA"), "{name}: {out}");
     }
     // the negatives: a payload byte changed in one of the two attestations
     let tgz = |n: &str| fx(&format!("real-world/npm/slsa-verifier/{n}")).display().to_string();
     let digest = format!("sha512:{}", std::fs::read_to_string(tgz("provenance-npm-test-cli-v1-prega.tgz.sha512")).unwrap().trim());
     let (ok, _) = run(&[
-        "verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega-invalidsigprov.tgz.json"), "--type", "slsaprovenance1",
-        "--trusted-root", &root(), "--certificate-identity-regexp", ".*", "--certificate-oidc-issuer", GHA, &digest,
+        "verify-blob-attestation",
+        "--bundle",
+        &tgz("provenance-npm-test-cli-v1-prega-invalidsigprov.tgz.json"),
+        "--type",
+        "slsaprovenance1",
+        "--trusted-root",
+        &root(),
+        "--certificate-identity-regexp",
+        ".*",
+        "--certificate-oidc-issuer",
+        GHA,
+        &digest,
     ]);
     assert!(!ok);
-    let (ok, _) =
-        run(&["verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega-invalidsigpub.tgz.json"), "--type", "npm-publish", "--npm-keys", keys, "--trusted-root", &root(), &digest]);
+    let (ok, _) = run(&[
+        "verify-blob-attestation",
+        "--bundle",
+        &tgz("provenance-npm-test-cli-v1-prega-invalidsigpub.tgz.json"),
+        "--type",
+        "npm-publish",
+        "--npm-keys",
+        keys,
+        "--trusted-root",
+        &root(),
+        &digest,
+    ]);
     assert!(!ok);
     // a registry key list without the key the attestation names: refused
     let dir = tempfile::tempdir().unwrap();
@@ -154,8 +268,16 @@ fn npm_provenance_and_publish_attestations_of_every_generation() {
     k["keys"].as_array_mut().unwrap().retain(|x| x["keyId"] != "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA");
     std::fs::write(dir.path().join("keys.json"), serde_json::to_vec(&k).unwrap()).unwrap();
     let (ok, out) = run(&[
-        "verify-blob-attestation", "--bundle", &tgz("provenance-npm-test-cli-v1-prega.tgz.json"), "--type", "npm-publish", "--npm-keys",
-        dir.path().join("keys.json").to_str().unwrap(), "--trusted-root", &root(), &digest,
+        "verify-blob-attestation",
+        "--bundle",
+        &tgz("provenance-npm-test-cli-v1-prega.tgz.json"),
+        "--type",
+        "npm-publish",
+        "--npm-keys",
+        dir.path().join("keys.json").to_str().unwrap(),
+        "--trusted-root",
+        &root(),
+        &digest,
     ]);
     assert!(!ok && out.contains("no npm attestation key"), "{out}");
 }
@@ -165,17 +287,31 @@ fn npm_provenance_and_publish_attestations_of_every_generation() {
 /// bundle whose chain carries the root is refused (the conformance rule).
 #[test]
 fn sigstore_js_bundles_of_every_version_verify() {
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(fx("sigstore/sigstore-js/tests/bundles/statement.json")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx("sigstore/sigstore-js/tests/bundles/statement.json")).unwrap()).unwrap();
     let digest = format!("sha512:{}", st["subject"][0]["digest"]["sha512"].as_str().unwrap());
     let pt = st["predicateType"].as_str().unwrap();
     for f in std::fs::read_dir(fx("real-world/npm/sigstore-js-bundle-versions")).unwrap() {
         let p = f.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let args = |id: &str| -> Vec<String> {
-            ["verify-blob-attestation", "--bundle", p.to_str().unwrap(), "--type", pt, "--trusted-root", &root(), "--certificate-identity", id, "--certificate-oidc-issuer", "https://github.com/login/oauth", &digest]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
+            [
+                "verify-blob-attestation",
+                "--bundle",
+                p.to_str().unwrap(),
+                "--type",
+                pt,
+                "--trusted-root",
+                &root(),
+                "--certificate-identity",
+                id,
+                "--certificate-oidc-issuer",
+                "https://github.com/login/oauth",
+                &digest,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
         };
         let a: Vec<String> = args("brian@dehamer.com");
         let (ok, out) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
@@ -204,7 +340,11 @@ fn cosign_sig_signatures_of_every_generation() {
     let cases = [
         ("2022-09-google-service-account", "cosign@cosign-test-363613.iam.gserviceaccount.com", "https://accounts.google.com"),
         ("2023-04-google-service-account", "cosign@cosign-test-383122.iam.gserviceaccount.com", "https://accounts.google.com"),
-        ("2026-02-github-actions", "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30", GHA),
+        (
+            "2026-02-github-actions",
+            "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30",
+            GHA,
+        ),
     ];
     for (dir, san, issuer) in cases {
         let d = |f: &str| fx(&format!("real-world/cosign-sig-hashedrekord-v0.0.1/{dir}/{f}"));
@@ -212,23 +352,29 @@ fn cosign_sig_signatures_of_every_generation() {
         // the keyless layer: its signature annotation is the one extracted with the certificate
         // (2022/2023 manifests also carry a KMS-signed layer with the same payload)
         let sig = std::fs::read_to_string(d("signature.b64")).unwrap();
-        let layer = m["layers"].as_array().unwrap().iter().find(|l| l["annotations"]["dev.cosignproject.cosign/signature"] == sig.trim()).unwrap();
-        let mut annotations: BTreeMap<String, String> = layer["annotations"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
+        let layer =
+            m["layers"].as_array().unwrap().iter().find(|l| l["annotations"]["dev.cosignproject.cosign/signature"] == sig.trim()).unwrap();
+        let mut annotations: BTreeMap<String, String> =
+            layer["annotations"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
         annotations.insert(ANN_CERT.into(), std::fs::read_to_string(d("cert.pem")).unwrap());
         annotations.insert(ANN_BUNDLE.into(), std::fs::read_to_string(d("rekor-bundle.json")).unwrap());
         let payload = std::fs::read(d("payload.json")).unwrap();
         let l = CosignLayer { media_type: layer["mediaType"].as_str().unwrap().into(), content: payload.clone(), annotations };
         let bundle = bundle_from_sig_layer(&l).unwrap();
         let digest = std::fs::read_to_string(d("image-digest.txt")).unwrap().trim().to_string();
-        let who = |s: &str, i: &str| Authority::Keyless(IdentityPolicy { san: Some(Matcher::Exact(s.into())), issuer: Some(Matcher::Exact(i.into())), ..Default::default() });
+        let who = |s: &str, i: &str| {
+            Authority::Keyless(IdentityPolicy {
+                san: Some(Matcher::Exact(s.into())),
+                issuer: Some(Matcher::Exact(i.into())),
+                ..Default::default()
+            })
+        };
         let e = establish(&tm, &bundle, Form::SimpleSigning(&payload), &digest, &who(san, issuer), now);
         assert!(e.is_ok(), "{dir}: {e:?}");
-        assert!(establish(&tm, &bundle, Form::SimpleSigning(&payload), &digest, &who("someone@example.com", issuer), now).is_err(), "{dir}");
+        assert!(
+            establish(&tm, &bundle, Form::SimpleSigning(&payload), &digest, &who("someone@example.com", issuer), now).is_err(),
+            "{dir}"
+        );
         let other = format!("sha256:{}", "00".repeat(32));
         assert!(establish(&tm, &bundle, Form::SimpleSigning(&payload), &other, &who(san, issuer), now).is_err(), "{dir}: another image");
     }
@@ -265,10 +411,17 @@ async fn cosign_v3_key_signed_referrer_bundles_are_stored_and_decided() {
     lab.oci.ingest_reference(&reference).await.unwrap();
     let repo = format!("{}/vendor/v3tool", lab.registry);
     let rec = lab.store.oci_material(&repo, &img.digest).unwrap().unwrap();
-    assert!(rec.items.iter().any(|i| matches!(i.status, ItemStatus::Verified { .. }) && i.source.starts_with("referrer")), "{:?}", rec.items);
+    assert!(
+        rec.items.iter().any(|i| matches!(i.status, ItemStatus::Verified { .. }) && i.source.starts_with("referrer")),
+        "{:?}",
+        rec.items
+    );
     // a mirror without the key: needs-key, never verified or rejected
     let other = Arc::new(Store::open(dir.path().join("nokey.redb")).unwrap());
-    let trust = Arc::new(TrustSource::new(other.clone(), TrustConfig { explicit: Some(tb.env["TRUSTED_ROOT"].clone().into()), ..Default::default() }));
+    let trust = Arc::new(TrustSource::new(
+        other.clone(),
+        TrustConfig { explicit: Some(tb.env["TRUSTED_ROOT"].clone().into()), ..Default::default() },
+    ));
     let cfg = OciMirrorConfig {
         registry: trustmirror::mirror::oci::RegistryOptions { insecure_hosts: vec![lab.registry.clone()], ..Default::default() },
         ..Default::default()

@@ -13,6 +13,7 @@ pub mod nodepolicy;
 pub mod pem;
 pub mod policy;
 pub mod reference;
+pub(crate) mod rekor_log;
 pub mod tlog;
 pub mod tuf;
 pub mod verify;

@@ -105,7 +105,7 @@ impl VerifyError {
         Self { check, detail: detail.into() }
     }
 
-    fn from_sigstore(e: sigstore_verify::Error) -> Self {
+    pub(crate) fn from_sigstore(e: sigstore_verify::Error) -> Self {
         use sigstore_verify::Error as E;
         use sigstore_verify::error::CertificateError as C;
         let check = match &e {
@@ -150,6 +150,8 @@ pub struct TrustedMaterial {
     pub digest: String,
     pub root: TrustedRoot,
     verifier: Verifier,
+    /// The trusted root's Rekor keys, for the log checks done in `rekor_log`.
+    rekor_keys: sigstore_crypto::Keyring,
 }
 
 impl std::fmt::Debug for TrustedMaterial {
@@ -186,7 +188,15 @@ impl TrustedMaterial {
             .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
         let verifier = Verifier::new(&root)
             .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
-        Ok(Self { name: name.into(), digest: hex::encode(Sha256::digest(json)), root, verifier })
+        let rekor_keys = root
+            .rekor_keys()
+            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
+        Ok(Self { name: name.into(), digest: hex::encode(Sha256::digest(json)), root, verifier, rekor_keys })
+    }
+
+    /// The trusted root's Rekor keys.
+    pub(crate) fn rekor_keys(&self) -> &sigstore_crypto::Keyring {
+        &self.rekor_keys
     }
 
     /// The Sigstore public-good production trusted root, embedded.
@@ -573,8 +583,15 @@ pub fn verify_parsed(
 ) -> VerifyResult<Verified> {
     let (result, signer, issuer, claims) = match authority {
         Authority::Keyless(p) => {
-            let r =
-                tm.verifier.verify(artifact(subject), bundle, &VerificationPolicy::any_identity()).map_err(VerifyError::from_sigstore)?;
+            // The log checks are ours, each SET verified once (see core::rekor_log); everything
+            // else, including the SETs that give signing times, is sigstore-verify's, in its
+            // order (certificate, SCT, then the log).
+            let bound = crate::core::rekor_log::bind_logged_keys(bundle)?;
+            let r = tm
+                .verifier
+                .verify(artifact(subject), bound.as_ref().unwrap_or(bundle), &VerificationPolicy::any_identity().skip_tlog_unsafe())
+                .map_err(VerifyError::from_sigstore)?;
+            crate::core::rekor_log::verify_log_entries(tm.rekor_keys(), bundle, now)?;
             let cert =
                 r.certificate().ok_or_else(|| VerifyError::new(Check::Certificate, "keyless verification produced no certificate"))?;
             let c = &cert.ci_claims;

@@ -47,8 +47,15 @@
 //! (sorted) differ; a struct embedding a definition together with extra fields rejects the extra
 //! fields; a comprehension adding a field that its own guard already read is an error.
 
+mod ast;
+mod builtins;
 mod eval;
+mod expand;
+mod lex;
+mod names;
+mod ops;
 mod parse;
+mod resolve;
 mod value;
 
 use std::collections::HashMap;
@@ -63,7 +70,7 @@ pub const MAX_VALUES: usize = eval::MAX_VERTICES;
 /// A compiled CUE policy.
 #[derive(Clone)]
 pub struct Cue {
-    root: parse::StructLit,
+    root: ast::StructLit,
     regexes: HashMap<String, regex::Regex>,
     bytes: usize,
 }
@@ -102,8 +109,8 @@ impl Cue {
 /// policy-controller's `EvaluatePolicyAgainstJSON` for `type: cue`, with its error wording
 /// (`name` is the attestation's name, or `ClusterImagePolicy` for a CIP-level policy).
 pub fn evaluate(name: &str, source: &str, input: &serde_json::Value) -> Result<(), String> {
-    let policy =
-        compile(source).map_err(|e| format!("failed evaluating cue policy for {name}: failed to compile the cue policy with error: {e}"))?;
+    let policy = compile(source)
+        .map_err(|e| format!("failed evaluating cue policy for {name}: failed to compile the cue policy with error: {e}"))?;
     policy
         .validate(input)
         .map_err(|errs| format!("failed evaluating cue policy for {name}: failed to evaluate the policy with error: {}", errs.join("\n")))
@@ -143,7 +150,10 @@ mod tests {
         let p = "import \"strings\"\nimport \"list\"\nname: strings.HasPrefix(\"ghcr.io/\")\nif list.Contains(tags, \"latest\") {\n\tbad: true & false\n}\ntags: _";
         assert!(check(p, json!({"name": "ghcr.io/x", "tags": ["v1"]})).is_ok());
         let e = check(p, json!({"name": "docker.io/x", "tags": ["latest"]})).unwrap_err();
-        assert!(e.iter().any(|m| m.starts_with("name: invalid value \"docker.io/x\" (does not satisfy strings.HasPrefix(\"ghcr.io/\"))")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("name: invalid value \"docker.io/x\" (does not satisfy strings.HasPrefix(\"ghcr.io/\"))")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.starts_with("bad: conflicting values")), "{e:?}");
         assert!(check("n: len(s) & 3\ns: \"abc\"", json!({})).is_ok());
         assert!(check("n: len(s) & 2\ns: \"abc\"", json!({})).is_err());

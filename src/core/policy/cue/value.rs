@@ -246,7 +246,11 @@ pub(super) enum V {
     Atom(Scalar),
     Kind(u8),
     Bound(BoundOp, Scalar),
-    Re { re: Regex, src: String, neg: bool },
+    Re {
+        re: Regex,
+        src: String,
+        neg: bool,
+    },
     Val(Validator),
     /// Several non-concrete constraints, with the kinds all of them allow.
     And(Vec<V>, u8),
@@ -508,11 +512,7 @@ pub(super) fn arg_count(v: &Validator) -> Result<usize, V> {
 pub(super) fn check_scalar(v: &Validator, s: &Scalar) -> Result<(), V> {
     let want = v.b.subject_kind();
     if s.kind() & want == 0 {
-        return Err(V::Bot(format!(
-            "conflicting values {s} and {v} (mismatched types {} and {})",
-            kind_name(s.kind()),
-            kind_name(want)
-        )));
+        return Err(V::Bot(format!("conflicting values {s} and {v} (mismatched types {} and {})", kind_name(s.kind()), kind_name(want))));
     }
     let Scalar::Str(x) = s else { return Err(V::Bot(format!("{} cannot be applied to {s}", v.b.name()))) };
     let ok = match v.b {
