@@ -61,7 +61,16 @@ async fn main() {
             .unwrap()
             .success()
     );
-    assert!(std::process::Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).arg("-out").arg(&public).status().unwrap().success());
+    assert!(
+        std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let signer = tb.stack.keyless(&good_identity(), tb.now);
     let ingest = |m: &OciMirror, from: usize, to: usize| {
@@ -103,7 +112,8 @@ async fn main() {
 
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let b1 = dir.path().join("full.tar");
-    let (t, rss, code) = run(&["bundle", "create", "--store", &s(&store_path), "-o", &s(&b1), "--signing-key", &s(&key), "--exporter", "bench"]);
+    let (t, rss, code) =
+        run(&["bundle", "create", "--store", &s(&store_path), "-o", &s(&b1), "--signing-key", &s(&key), "--exporter", "bench"]);
     assert_eq!(code, 0);
     println!("bundle create (full):        {t:>7.2} s  peak RSS {rss:>6.1} MB  size {:.1} MiB", mb(&b1));
     let (t, rss, code) = run(&["bundle", "verify", &s(&b1), "--key", &s(&public), "--root", &tb.env["TUF_ROOT"]]);
@@ -126,7 +136,18 @@ async fn main() {
     }
     let b2 = dir.path().join("incremental.tar");
     let (t, rss, code) = run(&[
-        "bundle", "create", "--store", &s(&store_path), "-o", &s(&b2), "--since", &s(&b1), "--signing-key", &s(&key), "--exporter", "bench",
+        "bundle",
+        "create",
+        "--store",
+        &s(&store_path),
+        "-o",
+        &s(&b2),
+        "--since",
+        &s(&b1),
+        "--signing-key",
+        &s(&key),
+        "--exporter",
+        "bench",
     ]);
     assert_eq!(code, 0);
     println!("bundle create (incremental, +100 digests): {t:>7.2} s  peak RSS {rss:>6.1} MB  size {:.2} MiB", mb(&b2));

@@ -47,7 +47,12 @@ fn series(name: &str, n: usize, args: &[&str]) {
         ms.push(t);
         rss = rss.max(r);
     }
-    println!("{name:<44} n={n:<3} p50 {:>7.1} ms  p99 {:>7.1} ms  peak RSS {:>5.1} MB", pct(&mut ms, 0.5), pct(&mut ms, 0.99), rss as f64 / 1024.0);
+    println!(
+        "{name:<44} n={n:<3} p50 {:>7.1} ms  p99 {:>7.1} ms  peak RSS {:>5.1} MB",
+        pct(&mut ms, 0.5),
+        pct(&mut ms, 0.99),
+        rss as f64 / 1024.0
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -235,7 +235,11 @@ async fn main() {
         let refused = m.ingest_material(&over).expect_err("500 items pass the ingest cap");
         println!("junk: a digest with 500 items refused at ingest in {:.1?}: {refused}", tj.elapsed());
     }
-    println!("store: {n} digests written through the mirror's ingest path in {:.1?}, {:.1} MiB", t0.elapsed(), dir_size(&store_path) as f64 / 1048576.0);
+    println!(
+        "store: {n} digests written through the mirror's ingest path in {:.1?}, {:.1} MiB",
+        t0.elapsed(),
+        dir_size(&store_path) as f64 / 1048576.0
+    );
 
     // the service: policy, config, the release binary
     let id = good_identity();
@@ -317,7 +321,11 @@ async fn main() {
     let _ = t;
     let pid = child.id();
     let (idle_rss, idle_threads) = proc_status(pid);
-    println!("serve start → ready (existing store of {n} digests): {:.0} ms; idle RSS {:.1} MB, {idle_threads} threads", ready.as_secs_f64() * 1e3, idle_rss as f64 / 1024.0);
+    println!(
+        "serve start → ready (existing store of {n} digests): {:.0} ms; idle RSS {:.1} MB, {idle_threads} threads",
+        ready.as_secs_f64() * 1e3,
+        idle_rss as f64 / 1024.0
+    );
 
     let digest = |i: usize| trustmirror::core::digest::sha256_digest(format!("bench image {i}").as_bytes());
     let body = |images: &[String]| {

@@ -23,7 +23,12 @@ fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let k = dir.join(format!("{name}.key"));
     let p = dir.join(format!("{name}.pub"));
     assert!(
-        Command::new("openssl").args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&k).status().unwrap().success()
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .arg(&k)
+            .status()
+            .unwrap()
+            .success()
     );
     assert!(Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&k).arg("-out").arg(&p).status().unwrap().success());
     (k, p)
@@ -109,7 +114,14 @@ async fn a_signed_bundle_carries_every_decision_across_the_gap() {
     let unsigned = dir.path().join("unsigned.tar");
     create(
         &lab.store,
-        &CreateOptions { output: unsigned.clone(), tuf_repo: "default".into(), images: vec![], since: None, exporter: Some("someone".into()), files: vec![] },
+        &CreateOptions {
+            output: unsigned.clone(),
+            tuf_repo: "default".into(),
+            images: vec![],
+            since: None,
+            exporter: Some("someone".into()),
+            files: vec![],
+        },
         None,
         jiff::Timestamp::now(),
     )
@@ -155,10 +167,14 @@ async fn a_signed_bundle_carries_every_decision_across_the_gap() {
         for sc in &lab.scenarios {
             let here = lab.engine.decide_image("prod", &sc.deploy_ref, None);
             let there = e2.decide_image("prod", &sc.deploy_ref, None);
-            let props = |o: &trustmirror::admission::ImageOutcome| o.enforced().map(|v| v.property.as_str().to_string()).collect::<Vec<_>>();
+            let props =
+                |o: &trustmirror::admission::ImageOutcome| o.enforced().map(|v| v.property.as_str().to_string()).collect::<Vec<_>>();
             assert_eq!(props(&here), props(&there), "{}: {:?} vs {:?}", sc.name, here.violations, there.violations);
         }
-        assert!(e2.decide_image("prod", &lab.scenario("good").digest_ref, None).violations.is_empty(), "good passes on the far side, witnessed-log rule included");
+        assert!(
+            e2.decide_image("prod", &lab.scenario("good").digest_ref, None).violations.is_empty(),
+            "good passes on the far side, witnessed-log rule included"
+        );
     }
 
     // bundle #2 (nothing changed), then #1 again: an older bundle is refused
@@ -176,7 +192,13 @@ async fn a_signed_bundle_carries_every_decision_across_the_gap() {
     let digest = trustmirror::core::digest::sha256_digest(b"a new image");
     let repo = format!("{}/myorg/new", lab.registry);
     let signer_id = tb.stack.keyless(&trustmirror::testbed::scenarios::good_identity(), tb.now);
-    let st = trustmirror::testbed::cosign::statement(trustmirror::testbed::cosign::STATEMENT_V1, &repo, &digest, trustmirror::core::evidence::COSIGN_SIGN_V1, &json!({}));
+    let st = trustmirror::testbed::cosign::statement(
+        trustmirror::testbed::cosign::STATEMENT_V1,
+        &repo,
+        &digest,
+        trustmirror::core::evidence::COSIGN_SIGN_V1,
+        &json!({}),
+    );
     let signed = tb.stack.attest(&signer_id, &st, tb.now);
     lab.oci
         .ingest_material(&trustmirror::mirror::oci::ImageMaterial {
@@ -199,7 +221,10 @@ async fn a_signed_bundle_carries_every_decision_across_the_gap() {
     assert_eq!(import_offline(&store, &b3, &keyarg).0, 0);
     let s2 = Store::open(&store).unwrap();
     let rec = s2.oci_material(&repo, &digest).unwrap().expect("the new digest arrived");
-    assert!(rec.items.iter().any(|i| matches!(i.status, trustmirror::core::material::ItemStatus::Verified { .. })), "re-verified on import");
+    assert!(
+        rec.items.iter().any(|i| matches!(i.status, trustmirror::core::material::ItemStatus::Verified { .. })),
+        "re-verified on import"
+    );
     assert_eq!(s2.bundle_ledger("connected-1").unwrap().unwrap().sequence, 3);
     lab.shutdown().await;
 }
@@ -254,7 +279,14 @@ async fn a_bundle_from_a_forked_view_of_the_log_is_refused() {
     let forked = dir.path().join("forked.tar");
     create(
         &other,
-        &CreateOptions { output: forked.clone(), tuf_repo: "default".into(), images: vec![], since: None, exporter: Some("other".into()), files: vec![] },
+        &CreateOptions {
+            output: forked.clone(),
+            tuf_repo: "default".into(),
+            images: vec![],
+            since: None,
+            exporter: Some("other".into()),
+            files: vec![],
+        },
         None,
         jiff::Timestamp::now(),
     )
@@ -294,7 +326,12 @@ async fn serve_imports_bundles_dropped_into_its_inbox() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustmirror")).args(["serve", "--config"]).arg(&cfg).env("TRUSTMIRROR_LOG", "warn").spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustmirror"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("TRUSTMIRROR_LOG", "warn")
+        .spawn()
+        .unwrap();
     // a tampered copy, then the real one; each written under a dot-name and renamed into place
     let mut bytes = std::fs::read(&b1).unwrap();
     let n = bytes.len() - 2000;

@@ -94,7 +94,9 @@ fn found(text: &str, piece: &str) -> bool {
 /// Our verdict: (outcome, stage, wrapped error text).
 fn run(name: &str, src: &str, input: &serde_json::Value) -> (&'static str, Option<&'static str>, String) {
     match cue::compile(src) {
-        Err(e) => ("fail", Some("compile"), format!("failed evaluating cue policy for {name}: failed to compile the cue policy with error: {e}")),
+        Err(e) => {
+            ("fail", Some("compile"), format!("failed evaluating cue policy for {name}: failed to compile the cue policy with error: {e}"))
+        }
         Ok(policy) => match policy.validate(input) {
             Ok(()) => ("pass", None, String::new()),
             Err(errs) => (

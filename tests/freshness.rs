@@ -74,11 +74,7 @@ async fn day_0_8_and_31_under_each_setting() {
     // read a copy
     let copy = dir.path().join("copy.redb");
     std::fs::copy(lab.dir.join("store.redb"), &copy).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trustmirror"))
-        .args(["status", "--store"])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trustmirror")).args(["status", "--store"]).arg(&copy).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for k in ["tuf", "trusted_root", "checkpoints"] {

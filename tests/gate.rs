@@ -90,7 +90,13 @@ async fn store_and_registry_modes_agree_and_name_the_failing_property() {
         let sv = serde_json::to_value(s.verdict).unwrap();
         assert_eq!(r["verdict"], sv, "{img}: registry {r} vs store {s:?}");
         let props = |v: &Value| -> std::collections::BTreeSet<String> {
-            v["violations"].as_array().unwrap().iter().filter(|x| x["mode"] == "enforce").map(|x| x["property"].as_str().unwrap().to_string()).collect()
+            v["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["mode"] == "enforce")
+                .map(|x| x["property"].as_str().unwrap().to_string())
+                .collect()
         };
         assert_eq!(props(r), props(&serde_json::to_value(s).unwrap()), "{img}: the same properties fail");
     }
@@ -187,7 +193,13 @@ async fn store_and_registry_modes_agree_and_name_the_failing_property() {
     assert_eq!(got, vec![(good.digest_ref.as_str(), "pass"), (lab.scenario("unsigned").digest_ref.as_str(), "fail")]);
 
     // exit codes: 3 when an image cannot be decided, 2 for configuration errors
-    let (code, _, err) = gate_cli(&["--policy", policy.to_str().unwrap(), "--trusted-root", &env["TRUSTED_ROOT"], "127.0.0.1:1/nothing/here@sha256:0000000000000000000000000000000000000000000000000000000000000000"]);
+    let (code, _, err) = gate_cli(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--trusted-root",
+        &env["TRUSTED_ROOT"],
+        "127.0.0.1:1/nothing/here@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ]);
     assert_eq!(code, 3, "{err}");
     let (code, _, err) = gate_cli(&["--policy", "/no/such/policy.yaml", "--trusted-root", &env["TRUSTED_ROOT"], &good.digest_ref]);
     assert_eq!(code, 2, "{err}");
@@ -200,7 +212,11 @@ async fn store_and_registry_modes_agree_and_name_the_failing_property() {
 fn openssl_key(dir: &Path) -> (PathBuf, PathBuf) {
     let k = dir.join("gate.key");
     let p = dir.join("gate.pub");
-    let o = Command::new("openssl").args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&k).output().unwrap();
+    let o = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .arg(&k)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&k).arg("-out").arg(&p).output().unwrap();
     assert!(o.status.success());
@@ -227,7 +243,15 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
     let vsa = dir.path().join("vsa.jsonl");
 
     // without a key there is no summary
-    let (code, _, err) = gate_cli(&["--policy", policy.to_str().unwrap(), "--trusted-root", &env["TRUSTED_ROOT"], "--vsa-out", vsa.to_str().unwrap(), &good.digest_ref]);
+    let (code, _, err) = gate_cli(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--trusted-root",
+        &env["TRUSTED_ROOT"],
+        "--vsa-out",
+        vsa.to_str().unwrap(),
+        &good.digest_ref,
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(!vsa.exists());
 
@@ -282,7 +306,10 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
     lab.oci.ingest_reference(&good.digest_ref).await.unwrap();
     let repo = good.digest_ref.split('@').next().unwrap().to_string();
     let rec = lab.store.oci_material(&repo, &good.digest).unwrap().unwrap();
-    assert!(rec.items.iter().any(|i| i.source.starts_with("referrer") && i.evidence.is_none()), "the summary is mirrored (for admission to verify with the verifier key)");
+    assert!(
+        rec.items.iter().any(|i| i.source.starts_with("referrer") && i.evidence.is_none()),
+        "the summary is mirrored (for admission to verify with the verifier key)"
+    );
 
     // admission admits by the summary alone when the policy names the verifier...
     let pem = std::fs::read_to_string(&public).unwrap();
@@ -301,7 +328,9 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
     assert_eq!(o.by_vsa.len(), 1, "{o:?}");
     assert!(o.by_vsa[0].1.contains("ci-gate"), "{:?}", o.by_vsa);
     // ...and records that the decision rested on it
-    let req = review::parse(&serde_json::to_vec(&review::request_for("u1", "prod", &review::pod("p", "prod", &[&good.digest_ref]))).unwrap()).unwrap();
+    let req =
+        review::parse(&serde_json::to_vec(&review::request_for("u1", "prod", &review::pod("p", "prod", &[&good.digest_ref]))).unwrap())
+            .unwrap();
     assert!(engine.review(&req, Endpoint::Validate, None).allowed);
     engine.flush_audit();
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
@@ -312,7 +341,8 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
 
     // too old: two hours later under a one-hour maxAge
     clock.advance(SignedDuration::from_hours(2));
-    let engine = Engine::new(lab.store.clone(), clock.clone(), EngineOptions { policy_files: vec![pfile], ..Default::default() }, None).unwrap();
+    let engine =
+        Engine::new(lab.store.clone(), clock.clone(), EngineOptions { policy_files: vec![pfile], ..Default::default() }, None).unwrap();
     let o = engine.decide_image("prod", &good.digest_ref, None);
     assert!(o.enforced().next().is_some(), "an expired summary does not admit");
     assert!(o.violations.iter().any(|v| v.message.contains("older than the policy's maxAge")), "{:?}", o.violations);
@@ -321,7 +351,8 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
     let (_, foreign) = openssl_key(&dir.path().join("other").tap_mkdir());
     let f = dir.path().join("foreign-policy.yaml");
     std::fs::write(&f, vsa_policy(&lab, &std::fs::read_to_string(foreign).unwrap(), "1h")).unwrap();
-    let engine = Engine::new(lab.store.clone(), Arc::new(SystemClock), EngineOptions { policy_files: vec![f], ..Default::default() }, None).unwrap();
+    let engine =
+        Engine::new(lab.store.clone(), Arc::new(SystemClock), EngineOptions { policy_files: vec![f], ..Default::default() }, None).unwrap();
     let o = engine.decide_image("prod", &good.digest_ref, None);
     assert!(o.enforced().next().is_some());
     assert!(o.violations.iter().any(|v| v.message.contains("not signed by any verifier")), "{:?}", o.violations);

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use trustmirror::core::policy::BannedList;
 use trustmirror::core::policy::PolicySet;
 use trustmirror::core::policy::gatekeeper::{Action, Finding};
-use trustmirror::core::policy::BannedList;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy-formats/gatekeeper")
@@ -82,8 +82,7 @@ fn the_seed_template_denies_with_gatekeepers_messages() {
         let findings: Vec<Finding> = set.gatekeeper.evaluate(review);
         let mut got: Vec<&str> = findings.iter().map(|f| f.msg.as_str()).collect();
         got.sort();
-        let mut want: Vec<&str> =
-            c["expected"]["violations"].as_array().unwrap().iter().map(|v| v["msg"].as_str().unwrap()).collect();
+        let mut want: Vec<&str> = c["expected"]["violations"].as_array().unwrap().iter().map(|v| v["msg"].as_str().unwrap()).collect();
         want.sort();
         assert_eq!(got, want, "{}", c["id"]);
         assert!(findings.iter().all(|f| f.constraint == "require-signed-images-production"));
@@ -147,7 +146,9 @@ fn match_enforcement_action_and_deletes() {
     let s = set("  match:\n    kinds: [{apiGroups: [apps], kinds: [Deployment]}]");
     assert!(s.gatekeeper.evaluate(&pod_review("prod", "r/a:latest", "CREATE")).is_empty(), "a Pod is not a Deployment");
     // namespaceSelector on the name label; labelSelector on the object
-    let s = set("  match:\n    namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}]}");
+    let s = set(
+        "  match:\n    namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}]}",
+    );
     assert_eq!(s.gatekeeper.evaluate(&pod_review("prod", "r/a:latest", "CREATE")).len(), 1);
     assert!(s.gatekeeper.evaluate(&pod_review("kube-system", "r/a:latest", "CREATE")).is_empty());
     let s = set("  match:\n    labelSelector: {matchLabels: {tier: web}}");
@@ -183,10 +184,8 @@ fn what_gatekeeper_would_do_differently_is_refused_at_load() {
 
 #[test]
 fn a_runaway_template_is_stopped_and_denies() {
-    let t = TEMPLATE.replace(
-        "endswith(c.image, \":latest\")",
-        "n := numbers.range(1, 100000000)\n        count([x | x := n[_]; x > 0]) > 0",
-    );
+    let t =
+        TEMPLATE.replace("endswith(c.image, \":latest\")", "n := numbers.range(1, 100000000)\n        count([x | x := n[_]; x > 0]) > 0");
     let s = load(&[("t.yaml", t), ("c.yaml", constraint(""))]).unwrap();
     let f = s.gatekeeper.evaluate(&pod_review("prod", "r/a:1", "CREATE"));
     assert_eq!(f.len(), 1, "{f:?}");

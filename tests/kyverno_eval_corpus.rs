@@ -149,8 +149,7 @@ fn verify_images_case_conditions_decide_as_kyverno() {
         for it in case["attestations"]["items"].as_array().into_iter().flatten() {
             statements.push(it["statement"].clone());
         }
-        let mut checks: Vec<(Option<String>, Value)> =
-            attestation_checks(&case).into_iter().map(|(t, c)| (Some(t), c)).collect();
+        let mut checks: Vec<(Option<String>, Value)> = attestation_checks(&case).into_iter().map(|(t, c)| (Some(t), c)).collect();
         if case["conditions"].is_array() {
             checks.push((None, case["conditions"].clone()));
         }
@@ -163,12 +162,9 @@ fn verify_images_case_conditions_decide_as_kyverno() {
         for (ty, conditions) in &checks {
             // buildStatementMap: statements of exactly the attestation's type (a bare conditions
             // case evaluates its one statement)
-            let matching: Vec<&Value> = statements
-                .iter()
-                .filter(|s| ty.as_deref().is_none_or(|t| s["predicateType"].as_str() == Some(t)))
-                .collect();
-            let results: Vec<Result<Result<(), String>, String>> =
-                matching.iter().map(|s| evaluate_conditions(conditions, s)).collect();
+            let matching: Vec<&Value> =
+                statements.iter().filter(|s| ty.as_deref().is_none_or(|t| s["predicateType"].as_str() == Some(t))).collect();
+            let results: Vec<Result<Result<(), String>, String>> = matching.iter().map(|s| evaluate_conditions(conditions, s)).collect();
             if exp["condition_evaluation"] == "error" {
                 assert!(!results.is_empty(), "{id}: no statement of type {ty:?}");
                 for r in &results {
@@ -192,10 +188,7 @@ fn verify_images_case_conditions_decide_as_kyverno() {
                     let msg = format!("attestions not found for predicate type {}", ty.as_deref().unwrap_or(""));
                     assert!(contains.contains(&msg.as_str()), "{id}: expected {msg:?} in {contains:?}");
                 } else {
-                    assert!(
-                        results.iter().any(|r| !matches!(r, Ok(Ok(())))),
-                        "{id}: some statement must fail the conditions: {results:?}"
-                    );
+                    assert!(results.iter().any(|r| !matches!(r, Ok(Ok(())))), "{id}: some statement must fail the conditions: {results:?}");
                     for r in &results {
                         if let Ok(Err(m)) = r {
                             assert!(m.contains("is false"), "{id}: a description names the failing condition: {m}");

@@ -83,7 +83,11 @@ async fn every_supported_construct_decides_as_kyverno() {
     let reg = "${REGISTRY}";
 
     // keyless attestor: subject and issuer wildcards, image references with Kyverno wildcards
-    let e = f.engine(&cpol("", &pods_in("prod"), &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: [{}]", keyless(GOOD_SUBJECT))));
+    let e = f.engine(&cpol(
+        "",
+        &pods_in("prod"),
+        &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: [{}]", keyless(GOOD_SUBJECT)),
+    ));
     assert_eq!(f.admitted(&e, "prod"), names(&["good", "slsa-level-1", "missing-sbom"]));
     // an image no rule covers is denied (trustmirror's default; Kyverno would admit it), said at load
     let (ok, why) = f.decide(&e, "vendor-key-signed", "prod");
@@ -105,22 +109,33 @@ async fn every_supported_construct_decides_as_kyverno() {
     let e = f.engine(&cpol(
         "",
         &pods_in("prod"),
-        &format!("imageReferences: [\"{reg}/vendor/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |-\n{pem}"),
+        &format!(
+            "imageReferences: [\"{reg}/vendor/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |-\n{pem}"
+        ),
     ));
     assert!(f.decide(&e, "vendor-key-signed", "prod").0);
 
     // count: one of two entries; both of two (a fork-signed image has one of the identities)
     let two = format!("[{}, {}]", keyless(GOOD_SUBJECT), keyless("https://github.com/attacker/*"));
-    let e = f.engine(&cpol("", &pods_in("prod"), &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - count: 1\n        entries: {two}")));
+    let e = f.engine(&cpol(
+        "",
+        &pods_in("prod"),
+        &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - count: 1\n        entries: {two}"),
+    ));
     assert!(f.decide(&e, "good", "prod").0 && f.decide(&e, "wrong-workflow-fork", "prod").0);
-    let e = f.engine(&cpol("", &pods_in("prod"), &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: {two}")));
+    let e =
+        f.engine(&cpol("", &pods_in("prod"), &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: {two}")));
     let (ok, why) = f.decide(&e, "good", "prod");
     assert!(!ok && why.iter().any(|w| w.contains("1 of 2 required")), "count defaults to every entry: {why:?}");
     // several attestor sets must all pass
     let e = f.engine(&cpol(
         "",
         &pods_in("prod"),
-        &format!("imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: [{}]\n      - entries: [{}]", keyless(GOOD_SUBJECT), keyless("https://github.com/attacker/*")),
+        &format!(
+            "imageReferences: [\"{reg}/myorg/*\"]\n      attestors:\n      - entries: [{}]\n      - entries: [{}]",
+            keyless(GOOD_SUBJECT),
+            keyless("https://github.com/attacker/*")
+        ),
     ));
     assert!(!f.decide(&e, "good", "prod").0 && !f.decide(&e, "wrong-workflow-fork", "prod").0);
 
@@ -170,13 +185,16 @@ async fn every_supported_construct_decides_as_kyverno() {
     let e = f.engine(&cpol("", &pods_in("prod"), &format!("{sig}\n      failureAction: Audit\n      mutateDigest: false")));
     let (ok, why) = f.decide(&e, "unsigned", "prod");
     assert!(ok && why.iter().all(|w| w.starts_with("audit ")), "Audit records, admits: {why:?}");
-    let e = f.engine(
-        &cpol("", &pods_in("prod, staging"), &sig)
-            .replace("validationFailureAction: Enforce\n", "validationFailureAction: Audit\n  validationFailureActionOverrides: [{action: Enforce, namespaces: [prod]}]\n"),
-    );
+    let e = f.engine(&cpol("", &pods_in("prod, staging"), &sig).replace(
+        "validationFailureAction: Enforce\n",
+        "validationFailureAction: Audit\n  validationFailureActionOverrides: [{action: Enforce, namespaces: [prod]}]\n",
+    ));
     assert!(!f.decide(&e, "unsigned", "prod").0 && f.decide(&e, "unsigned", "staging").0);
     // a namespaced Policy applies in its own namespace only
-    let e = f.engine(&cpol("", &pods_in("prod, staging"), &sig).replace("kind: ClusterPolicy\nmetadata: {name: p}", "kind: Policy\nmetadata: {name: p, namespace: staging}"));
+    let e = f.engine(
+        &cpol("", &pods_in("prod, staging"), &sig)
+            .replace("kind: ClusterPolicy\nmetadata: {name: p}", "kind: Policy\nmetadata: {name: p, namespace: staging}"),
+    );
     assert!(f.decide(&e, "unsigned", "prod").0 && !f.decide(&e, "unsigned", "staging").0);
     // namespaceSelector on the name label
     let e = f.engine(&cpol(
@@ -195,7 +213,11 @@ async fn every_supported_construct_decides_as_kyverno() {
     assert!(!f.decide(&e, "unsigned", "prod").0);
     assert!(e.policy().warnings.iter().any(|w| w.contains("which Kyverno would skip")), "{:?}", e.policy().warnings);
     // the legacy single-attestor spelling
-    let e = f.engine(&cpol("", &pods_in("prod"), &format!("image: \"{reg}/myorg/*\"\n      subject: \"{GOOD_SUBJECT}\"\n      issuer: \"{ISSUER}\"")));
+    let e = f.engine(&cpol(
+        "",
+        &pods_in("prod"),
+        &format!("image: \"{reg}/myorg/*\"\n      subject: \"{GOOD_SUBJECT}\"\n      issuer: \"{ISSUER}\""),
+    ));
     assert!(f.decide(&e, "good", "prod").0 && !f.decide(&e, "wrong-workflow-fork", "prod").0);
     assert_eq!(e.policy().policies[0].mode, Mode::Enforce);
     f.lab.shutdown().await;
@@ -206,31 +228,96 @@ fn what_cannot_be_decided_offline_is_refused_at_load() {
     let sig = format!("imageReferences: [\"r.example/myorg/*\"]\n      attestors:\n      - entries: [{}]", keyless(GOOD_SUBJECT));
     let pods = pods_in("prod");
     for (what, yaml, needle) in [
-        ("registry credentials", cpol("", &pods, &format!("{sig}\n      imageRegistryCredentials: {{secrets: [s]}}")), "imageRegistryCredentials"),
-        ("remote context", cpol("", &pods, &sig).replace("    verifyImages:", "    context: [{name: c, apiCall: {urlPath: /x}}]\n    verifyImages:"), "context"),
+        (
+            "registry credentials",
+            cpol("", &pods, &format!("{sig}\n      imageRegistryCredentials: {{secrets: [s]}}")),
+            "imageRegistryCredentials",
+        ),
+        (
+            "remote context",
+            cpol("", &pods, &sig).replace("    verifyImages:", "    context: [{name: c, apiCall: {urlPath: /x}}]\n    verifyImages:"),
+            "context",
+        ),
         ("another signature repository", cpol("", &pods, &format!("{sig}\n      repository: r.example/sigs")), "another repository"),
-        ("KMS keys", cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestors:\n      - entries: [{keys: {kms: \"awskms:///k\"}}]"), "KMS"),
-        ("custom roots", cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestors:\n      - entries: [{keyless: {subject: s, roots: \"-----BEGIN CERTIFICATE-----\"}}]"), "roots"),
+        (
+            "KMS keys",
+            cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestors:\n      - entries: [{keys: {kms: \"awskms:///k\"}}]"),
+            "KMS",
+        ),
+        (
+            "custom roots",
+            cpol(
+                "",
+                &pods,
+                "imageReferences: [\"r.example/*\"]\n      attestors:\n      - entries: [{keyless: {subject: s, roots: \"-----BEGIN CERTIFICATE-----\"}}]",
+            ),
+            "roots",
+        ),
         ("Notary signatures", cpol("", &pods, &format!("type: Notary\n      {sig}")), "Notary"),
-        ("preconditions", cpol("", &pods, &sig).replace("    verifyImages:", "    preconditions: {all: []}\n    verifyImages:"), "preconditions"),
-        ("request variables", cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: \"{{ request.object.metadata.name }}\", operator: Equals, value: x}]"), "admission request"),
-        ("Kyverno-only functions", cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: \"{{ split(a, '/') }}\", operator: Equals, value: x}]"), "split"),
-        ("an unknown operator", cpol("", &pods, "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: a, operator: Matches, value: x}]"), "Matches"),
-        ("a typo'd failure action", cpol("", &pods, &sig).replace("validationFailureAction: Enforce", "validationFailureAction: Enforcce"), "Enforcce"),
+        (
+            "preconditions",
+            cpol("", &pods, &sig).replace("    verifyImages:", "    preconditions: {all: []}\n    verifyImages:"),
+            "preconditions",
+        ),
+        (
+            "request variables",
+            cpol(
+                "",
+                &pods,
+                "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: \"{{ request.object.metadata.name }}\", operator: Equals, value: x}]",
+            ),
+            "admission request",
+        ),
+        (
+            "Kyverno-only functions",
+            cpol(
+                "",
+                &pods,
+                "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: \"{{ split(a, '/') }}\", operator: Equals, value: x}]",
+            ),
+            "split",
+        ),
+        (
+            "an unknown operator",
+            cpol(
+                "",
+                &pods,
+                "imageReferences: [\"r.example/*\"]\n      attestations:\n      - type: t\n        conditions:\n        - all: [{key: a, operator: Matches, value: x}]",
+            ),
+            "Matches",
+        ),
+        (
+            "a typo'd failure action",
+            cpol("", &pods, &sig).replace("validationFailureAction: Enforce", "validationFailureAction: Enforcce"),
+            "Enforcce",
+        ),
         ("a misspelled field", cpol("", &pods, &format!("{sig}\n      mutateDigets: true")), "mutateDigets"),
         ("count above entries", cpol("", &pods, &sig.replace("- entries:", "- count: 2\n        entries:")), "Count cannot exceed"),
-        ("a namespace selector on other labels", cpol("", "      any:\n      - resources: {kinds: [Pod], namespaceSelector: {matchLabels: {env: prod}}}\n", &sig), "Namespace objects"),
-        ("a requester match", cpol("", "      any:\n      - resources: {kinds: [Pod]}\n        subjects: [{kind: User, name: u}]\n", &sig), "subjects"),
+        (
+            "a namespace selector on other labels",
+            cpol("", "      any:\n      - resources: {kinds: [Pod], namespaceSelector: {matchLabels: {env: prod}}}\n", &sig),
+            "Namespace objects",
+        ),
+        (
+            "a requester match",
+            cpol("", "      any:\n      - resources: {kinds: [Pod]}\n        subjects: [{kind: User, name: u}]\n", &sig),
+            "subjects",
+        ),
     ] {
         let e = parse(&yaml).err().unwrap_or_else(|| panic!("{what} loaded:\n{yaml}"));
         assert!(e.contains(needle), "{what}: {e}");
         assert!(e.contains("document 1 (ClusterPolicy p)"), "{what}: the error names the document: {e}");
     }
     // what changes nothing here, or is stricter here, loads with a warning
-    let p = parse(&cpol("", "      any:\n      - resources: {kinds: [Deployment]}\n", &format!("{sig}\n      verifyDigest: false"))).unwrap();
+    let p =
+        parse(&cpol("", "      any:\n      - resources: {kinds: [Deployment]}\n", &format!("{sig}\n      verifyDigest: false"))).unwrap();
     let w = p.warnings.join("\n");
     assert!(w.contains("verifyDigest false") && w.contains("pod controller"), "{w}");
-    let p = parse(&cpol("", &pods, &sig).replace("  rules:\n", "  rules:\n  - name: v\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    validate: {message: m, pattern: {}}\n")).unwrap();
+    let p = parse(&cpol("", &pods, &sig).replace(
+        "  rules:\n",
+        "  rules:\n  - name: v\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    validate: {message: m, pattern: {}}\n",
+    ))
+    .unwrap();
     assert!(p.warnings.iter().any(|w| w.contains("not evaluated by trustmirror (keep it in Kyverno)")), "{:?}", p.warnings);
 }
 
@@ -257,6 +344,9 @@ fn kyvernos_conformance_policies_load_or_are_refused_for_a_named_reason() {
     let why: Vec<(&str, &str)> = refused.iter().map(|(n, e)| (n.as_str(), e.as_str())).collect();
     assert_eq!(loaded, 20, "{why:#?}");
     assert_eq!(why.len(), 2, "{why:#?}");
-    assert!(why.iter().any(|(n, e)| *n == "keyed-basic-namespace-selector" && e.contains("namespaceSelector on label \"signed\"")), "{why:#?}");
+    assert!(
+        why.iter().any(|(n, e)| *n == "keyed-basic-namespace-selector" && e.contains("namespaceSelector on label \"signed\"")),
+        "{why:#?}"
+    );
     assert!(why.iter().any(|(n, e)| *n == "skip-image-reference" && e.contains("context")), "{why:#?}");
 }

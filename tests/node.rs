@@ -107,7 +107,11 @@ async fn provisions_from_the_mirror_then_from_its_cache_and_never_from_what_does
         let ctc = out.join("client_trust_config.json");
         let (ok, msg) = verify(&["--trust-config", ctc.to_str().unwrap()], None, &id.san);
         assert!(ok, "sigstore-python --trust-config: {msg}");
-        let (ok, msg) = verify(&["--trust-config", ctc.to_str().unwrap()], None, "https://github.com/attacker/x/.github/workflows/y.yml@refs/heads/main");
+        let (ok, msg) = verify(
+            &["--trust-config", ctc.to_str().unwrap()],
+            None,
+            "https://github.com/attacker/x/.github/workflows/y.yml@refs/heads/main",
+        );
         assert!(!ok, "the wrong identity is refused: {msg}");
         let instance = env["TUF_URL"].trim_end_matches('/').to_string();
         let (ok, msg) = verify(&["--instance", &instance], Some(&out.join("sigstore-python")), &id.san);
@@ -239,7 +243,20 @@ async fn the_agent_serves_health_and_the_documented_metrics_through_an_outage() 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let mut agent = Command::new(env!("CARGO_BIN_EXE_trustmirror"))
-        .args(["node", "--timeout", "2s", "--interval", "1s", "--listen", &listen, "--mirror", &env["TUF_URL"], "--root", &env["TUF_ROOT"], "--out"])
+        .args([
+            "node",
+            "--timeout",
+            "2s",
+            "--interval",
+            "1s",
+            "--listen",
+            &listen,
+            "--mirror",
+            &env["TUF_URL"],
+            "--root",
+            &env["TUF_ROOT"],
+            "--out",
+        ])
         .arg(&out)
         .env("TRUSTMIRROR_LOG", "warn")
         .spawn()
@@ -280,7 +297,9 @@ async fn the_agent_serves_health_and_the_documented_metrics_through_an_outage() 
     tb.shutdown().await;
     loop {
         let m = get("/metrics").await.unwrap().1;
-        if m.lines().any(|l| l.starts_with("trustmirror_node_passes_total{") && l.contains("source=\"cache\"") && l.contains("result=\"success\"")) {
+        if m.lines()
+            .any(|l| l.starts_with("trustmirror_node_passes_total{") && l.contains("source=\"cache\"") && l.contains("result=\"success\""))
+        {
             assert!(m.contains("trustmirror_node_ready 1"), "{m}");
             break;
         }

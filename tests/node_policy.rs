@@ -149,14 +149,23 @@ fn a_key_authority_is_a_key_requirement_on_its_repository_scope() {
         assert_eq!(r[0]["signedIdentity"]["type"], "matchRepository", "cosign signs the repository, never matchRepoDigestOrExact");
         assert_eq!(v["default"][0]["type"], "insecureAcceptAnything");
         assert!(!np.partial());
-        assert!(String::from_utf8(np.registries_d.clone()).unwrap().contains("\"registry.internal/vendor\":\n    use-sigstore-attachments: true"));
+        assert!(
+            String::from_utf8(np.registries_d.clone())
+                .unwrap()
+                .contains("\"registry.internal/vendor\":\n    use-sigstore-attachments: true")
+        );
         assert_eq!(np.keys.len(), 1);
     }
 }
 
 #[test]
 fn a_keyless_email_identity_is_a_fulcio_requirement_with_the_rekor_key() {
-    let y = policy("release", "\"registry.internal/release/app\"", &keyless_authority("rel", "release@example.com", "https://accounts.example.com"), "");
+    let y = policy(
+        "release",
+        "\"registry.internal/release/app\"",
+        &keyless_authority("rel", "release@example.com", "https://accounts.example.com"),
+        "",
+    );
     let (np, v) = rendered(&y, &opts(false, (5, 24)));
     let r = &v["transports"]["docker"]["registry.internal/release/app"][0];
     assert_eq!(r["fulcio"]["subjectEmail"], "release@example.com");
@@ -165,7 +174,10 @@ fn a_keyless_email_identity_is_a_fulcio_requirement_with_the_rekor_key() {
     assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 3, "every Fulcio CA certificate of the trusted root: {ca}");
     let rekor = String::from_utf8(B64.decode(r["rekorPublicKeyData"].as_str().unwrap()).unwrap()).unwrap();
     assert!(rekor.starts_with("-----BEGIN PUBLIC KEY-----"));
-    assert!(np.findings.iter().any(|f| f.message.contains("log2025-1.rekor.sigstore.dev") && f.message.contains("ECDSA")), "the Ed25519 log is named as unusable");
+    assert!(
+        np.findings.iter().any(|f| f.message.contains("log2025-1.rekor.sigstore.dev") && f.message.contains("ECDSA")),
+        "the Ed25519 log is named as unusable"
+    );
     // before containers/image 5.24 there is no fulcio field: refused, not written wrong
     let e = render(&set(&y), ROOT, &opts(false, (5, 23))).unwrap_err();
     assert!(matches!(&e, RenderError::Weaker(_)) && e.to_string().contains("5.24"), "{e}");
@@ -176,13 +188,20 @@ fn a_workflow_identity_cannot_be_expressed_and_is_refused_unless_partial_is_allo
     let y = policy(
         "app",
         "\"registry.internal/myorg/**\"",
-        &keyless_authority("ci", "https://github.com/myorg/app/.github/workflows/build.yml@refs/heads/main", "https://token.actions.githubusercontent.com"),
+        &keyless_authority(
+            "ci",
+            "https://github.com/myorg/app/.github/workflows/build.yml@refs/heads/main",
+            "https://token.actions.githubusercontent.com",
+        ),
         "",
     );
     let e = render(&set(&y), ROOT, &opts(false, (5, 33))).unwrap_err().to_string();
     assert!(e.contains("not an e-mail address") && e.contains("--allow-partial"), "{e}");
     let (np, v) = rendered(&y, &opts(true, (5, 33)));
-    assert_eq!(v["transports"]["docker"]["registry.internal/myorg"][0]["type"], "insecureAcceptAnything", "nothing stricter than the policy");
+    assert_eq!(
+        v["transports"]["docker"]["registry.internal/myorg"][0]["type"], "insecureAcceptAnything",
+        "nothing stricter than the policy"
+    );
     assert!(np.partial());
     assert!(String::from_utf8(np.registries_d).unwrap().contains("no scope needs"));
 }
@@ -288,7 +307,12 @@ fn the_default_rule_is_the_operators_choice() {
 fn a_trusted_root_without_an_ecdsa_rekor_key_cannot_back_a_fulcio_requirement() {
     let mut root: Value = serde_json::from_slice(ROOT).unwrap();
     root["tlogs"].as_array_mut().unwrap().retain(|t| t["publicKey"]["keyDetails"] != "PKIX_ECDSA_P256_SHA_256");
-    let y = policy("release", "\"registry.internal/release/app\"", &keyless_authority("rel", "release@example.com", "https://accounts.example.com"), "");
+    let y = policy(
+        "release",
+        "\"registry.internal/release/app\"",
+        &keyless_authority("rel", "release@example.com", "https://accounts.example.com"),
+        "",
+    );
     let e = render(&set(&y), &serde_json::to_vec(&root).unwrap(), &opts(false, (5, 33))).unwrap_err().to_string();
     assert!(e.contains("no ECDSA Rekor key"), "{e}");
     let e = render(&set(&y), b"{not json", &opts(false, (5, 33))).unwrap_err();

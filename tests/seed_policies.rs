@@ -47,15 +47,15 @@ fn seed(registry: &str) -> Vec<(String, String)> {
 fn corrected(docs: &[(String, String)]) -> Vec<(String, String)> {
     docs.iter()
         .map(|(f, t)| {
-            let mut t = t.replace("/*/github/workflows/", "/*/.github/workflows/").replace("{{ predicate.builder.id }}", "{{ runDetails.builder.id }}");
+            let mut t = t
+                .replace("/*/github/workflows/", "/*/.github/workflows/")
+                .replace("{{ predicate.builder.id }}", "{{ runDetails.builder.id }}");
             if f.starts_with("cluster-image-policy") {
                 // the testbed's provenance is a GitHub workflow build, not a container-based one
-                let fixed = t
-                    .replace("          import \"list\"\n", "")
-                    .replace(
-                        r#"=~ "^https://slsa\\.dev/container-based-build/v0\\.""#,
-                        r#"=~ "^https://slsa-framework\\.github\\.io/github-actions-buildtypes/workflow/v1$""#,
-                    );
+                let fixed = t.replace("          import \"list\"\n", "").replace(
+                    r#"=~ "^https://slsa\\.dev/container-based-build/v0\\.""#,
+                    r#"=~ "^https://slsa-framework\\.github\\.io/github-actions-buildtypes/workflow/v1$""#,
+                );
                 assert_ne!(fixed, t, "the CUE correction applies");
                 t = fixed;
             }
@@ -157,7 +157,11 @@ async fn the_seed_policies_decide_as_their_controllers_through_check_webhook_and
     assert_eq!(e.policy().policies.len(), 4, "one CIP and three Kyverno rules");
     assert_eq!(e.policy().gatekeeper.constraints.len(), 1);
     let ef = engine(&lab, &write(&d.path().join("fixed"), &fixed));
-    assert!(!ef.policy().warnings.iter().any(|w| w.contains("never matches") || w.contains("imported and not used")), "{:?}", ef.policy().warnings);
+    assert!(
+        !ef.policy().warnings.iter().any(|w| w.contains("never matches") || w.contains("imported and not used")),
+        "{:?}",
+        ef.policy().warnings
+    );
 
     let gate = |files: &[PathBuf], ns: &str| {
         let o = GateOptions {
@@ -170,10 +174,9 @@ async fn the_seed_policies_decide_as_their_controllers_through_check_webhook_and
     };
     let mut decisions = 0;
     let mut allowed = 0;
-    for (label, engine, files) in [
-        ("as written", &e, write(&d.path().join("written"), &written)),
-        ("corrected", &ef, write(&d.path().join("fixed"), &fixed)),
-    ] {
+    for (label, engine, files) in
+        [("as written", &e, write(&d.path().join("written"), &written)), ("corrected", &ef, write(&d.path().join("fixed"), &fixed))]
+    {
         for ns in ["production", "staging", "dev"] {
             let g = gate(&files, ns);
             for s in lab.scenarios.iter().filter(|s| s.name != "tag-only") {
@@ -187,8 +190,7 @@ async fn the_seed_policies_decide_as_their_controllers_through_check_webhook_and
                     assert!(message.contains(&format!("[{p}]")), "{label}, {} in {ns}: the webhook names {p}: {message}", s.name);
                 }
                 let gd = g.decide(image).await;
-                let gp: BTreeSet<String> =
-                    gd.violations.iter().filter(|v| v.mode == Mode::Enforce).map(|v| v.policy.clone()).collect();
+                let gp: BTreeSet<String> = gd.violations.iter().filter(|v| v.mode == Mode::Enforce).map(|v| v.policy.clone()).collect();
                 assert_eq!(gp, want, "{label}, {} in {ns}: gate", s.name);
                 assert_eq!(gd.verdict == Verdict::Pass, want.is_empty(), "{label}, {} in {ns}: gate verdict", s.name);
                 decisions += 1;

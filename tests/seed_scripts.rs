@@ -14,7 +14,8 @@ use trustmirror::testbed::lab::{Lab, LabOptions};
 use trustmirror::testbed::oci::{Pusher, push_scratch_image};
 use trustmirror::testbed::pki::{GithubWorkflow, Identity};
 
-const GENERATOR: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0";
+const GENERATOR: &str =
+    "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0";
 
 /// A reusable workflow's certificate, as Fulcio issues it: the SAN is the builder workflow, the
 /// source-repository and ref claims are the caller's.
@@ -55,7 +56,10 @@ async fn the_seed_cd_scripts_run_with_trustmirror_as_cosign_and_slsa_verifier() 
     let at = tb.now;
     let ci = s.keyless(&Identity::github_workflow("myorg/myapp", ".github/workflows/build.yml", "refs/heads/main"), at);
     let builder = s.keyless(&reusable(GENERATOR, "myorg/myapp", "refs/heads/main"), at);
-    let rogue = s.keyless(&reusable("https://github.com/attacker/builder/.github/workflows/build.yml@refs/tags/v1.0.0", "myorg/myapp", "refs/heads/main"), at);
+    let rogue = s.keyless(
+        &reusable("https://github.com/attacker/builder/.github/workflows/build.yml@refs/tags/v1.0.0", "myorg/myapp", "refs/heads/main"),
+        at,
+    );
     let provenance = |builder_id: &str| {
         json!({"builder": {"id": builder_id}, "buildType": "https://github.com/slsa-framework/slsa-github-generator/container@v1",
                "materials": [{"uri": "git+https://github.com/myorg/myapp@refs/heads/main", "digest": {"sha1": "0123456789abcdef0123456789abcdef01234567"}}]})
@@ -64,12 +68,24 @@ async fn the_seed_cd_scripts_run_with_trustmirror_as_cosign_and_slsa_verifier() 
     // the good image: signed by CI, provenance from the trusted builder, an SBOM
     let good = push_scratch_image(&px, "myorg/myapp", "v1", "app", b"my app\n").await.unwrap();
     sign_image(s, &px, "myorg/myapp", &good.digest, &ci, at, None).await.unwrap();
-    attest_image(s, &px, "myorg/myapp", &good.digest, &builder, ("https://slsa.dev/provenance/v0.2", &provenance(GENERATOR)), at).await.unwrap();
+    attest_image(s, &px, "myorg/myapp", &good.digest, &builder, ("https://slsa.dev/provenance/v0.2", &provenance(GENERATOR)), at)
+        .await
+        .unwrap();
     attest_image(s, &px, "myorg/myapp", &good.digest, &ci, ("https://spdx.dev/Document", &sbom), at).await.unwrap();
     // another image whose provenance came from an untrusted builder
     let bad = push_scratch_image(&px, "myorg/myapp", "v2", "app", b"my app, rebuilt\n").await.unwrap();
     sign_image(s, &px, "myorg/myapp", &bad.digest, &ci, at, None).await.unwrap();
-    attest_image(s, &px, "myorg/myapp", &bad.digest, &rogue, ("https://slsa.dev/provenance/v0.2", &provenance("https://github.com/attacker/builder")), at).await.unwrap();
+    attest_image(
+        s,
+        &px,
+        "myorg/myapp",
+        &bad.digest,
+        &rogue,
+        ("https://slsa.dev/provenance/v0.2", &provenance("https://github.com/attacker/builder")),
+        at,
+    )
+    .await
+    .unwrap();
 
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

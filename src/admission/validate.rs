@@ -145,7 +145,12 @@ impl Engine {
                 let text = format!("[{}] {}", v.policy, v.message);
                 self.metrics
                     .violations
-                    .get_or_create(&l(&[("policy", v.policy.as_str()), ("property", "constraint"), ("namespace", namespace), ("mode", v.mode.as_str())]))
+                    .get_or_create(&l(&[
+                        ("policy", v.policy.as_str()),
+                        ("property", "constraint"),
+                        ("namespace", namespace),
+                        ("mode", v.mode.as_str()),
+                    ]))
                     .inc();
                 match v.mode {
                     Mode::Enforce => denials.push(text),

@@ -55,7 +55,8 @@ fn previous(p: &Path) -> Result<Previous, String> {
     }
     let mut tags = BTreeMap::new();
     if b.files.contains_key("oci/tags.json") {
-        let v: Vec<(String, String, crate::store::oci::TagRecord)> = serde_json::from_slice(&b.read("oci/tags.json")?).map_err(|e| e.to_string())?;
+        let v: Vec<(String, String, crate::store::oci::TagRecord)> =
+            serde_json::from_slice(&b.read("oci/tags.json")?).map_err(|e| e.to_string())?;
         for (r, t, rec) in v {
             tags.insert((r, t), rec.digest);
         }
@@ -161,7 +162,8 @@ pub fn create(store: &Store, o: &CreateOptions, signer: Option<&crate::core::dss
         if history.iter().all(|(size, _)| *size <= since) && since > 0 {
             continue;
         }
-        let proofs: Vec<crate::store::tlog::StoredProof> = store.tlog_proofs(&s.log).map_err(st)?.into_iter().filter(|p| p.new > since || p.old_root.is_some()).collect();
+        let proofs: Vec<crate::store::tlog::StoredProof> =
+            store.tlog_proofs(&s.log).map_err(st)?.into_iter().filter(|p| p.new > since || p.old_root.is_some()).collect();
         w.add(
             &format!("tlog/{}.json", s.log),
             serde_json::to_vec(&json!({"log": s.log, "base_url": s.base_url, "history": history, "proofs": proofs})).expect("json"),
@@ -185,7 +187,12 @@ pub fn create(store: &Store, o: &CreateOptions, signer: Option<&crate::core::dss
     let sign = signer.map(|s| move |m: &[u8]| s.envelope(super::layout::MT_MANIFEST, m));
     let digest = w.finish(&config, &o.output, sign.as_ref().map(|f| f as &dyn Fn(&[u8]) -> Result<serde_json::Value, String>))?;
     // the exporter's own ledger entry: its sequence for the next bundle
-    let ledger = crate::store::bundle::ImportLedger { exporter: format!("@export:{exporter}"), sequence: config.sequence, digest: digest.clone(), imported_at: now };
+    let ledger = crate::store::bundle::ImportLedger {
+        exporter: format!("@export:{exporter}"),
+        sequence: config.sequence,
+        digest: digest.clone(),
+        imported_at: now,
+    };
     store.bundle_record_export(&ledger).map_err(st)?;
     let bytes = std::fs::metadata(&o.output).map(|m| m.len()).unwrap_or(0);
     Ok(Created { manifest_digest: digest, config, bytes })

@@ -130,7 +130,9 @@ fn cosigned_at(text: &str) -> Option<Timestamp> {
 fn signature(b: &Bundle, o: &ImportOptions) -> Result<String, ImportError> {
     let Some(env) = &b.signature else {
         if !o.keys.is_empty() {
-            return Err(ImportError::Signature("the bundle is unsigned, and this store accepts only bundles signed by its exporter keys".into()));
+            return Err(ImportError::Signature(
+                "the bundle is unsigned, and this store accepts only bundles signed by its exporter keys".into(),
+            ));
         }
         return Ok("unsigned".into());
     };
@@ -158,7 +160,8 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     let mut records = vec![];
     for path in b.under("oci/material/") {
         let bytes = b.read(path).map_err(ImportError::File)?;
-        let r: crate::core::material::MaterialRecord = serde_json::from_slice(&bytes).map_err(|e| ImportError::Oci(format!("{path}: {e}")))?;
+        let r: crate::core::material::MaterialRecord =
+            serde_json::from_slice(&bytes).map_err(|e| ImportError::Oci(format!("{path}: {e}")))?;
         records.push(r);
     }
     let keys: Vec<(String, String)> = records.iter().map(|r| (r.repository.clone(), r.subject.clone())).collect();
@@ -182,10 +185,13 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
             b.read("tuf/1.root.json").map_err(|_| ImportError::Tuf("the bundle has no 1.root.json to start from; give --root".into()))?,
             "the bundle's own root version 1 (not pinned: give --root to check it against yours)".into(),
         ),
-        (None, None) => return Err(ImportError::Tuf(format!("the store holds no TUF repository {repo:?} yet: give the pinned root with --root"))),
+        (None, None) => {
+            return Err(ImportError::Tuf(format!("the store holds no TUF repository {repo:?} yet: give the pinned root with --root")));
+        }
     };
     let clock = Arc::new(ManualClock::new(now));
-    let upstream = Upstream::parse(tuf_dir.to_str().unwrap_or_default(), &HttpOptions::default()).map_err(|e| ImportError::Tuf(e.to_string()))?;
+    let upstream =
+        Upstream::parse(tuf_dir.to_str().unwrap_or_default(), &HttpOptions::default()).map_err(|e| ImportError::Tuf(e.to_string()))?;
     let tuf = TufMirror::new(
         staging.clone(),
         TufMirrorConfig {
@@ -219,7 +225,8 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     let mut tags = 0;
     if b.files.contains_key("oci/tags.json") {
         let v: Vec<(String, String, crate::store::oci::TagRecord)> =
-            serde_json::from_slice(&b.read("oci/tags.json").map_err(ImportError::File)?).map_err(|e| ImportError::Oci(format!("oci/tags.json: {e}")))?;
+            serde_json::from_slice(&b.read("oci/tags.json").map_err(ImportError::File)?)
+                .map_err(|e| ImportError::Oci(format!("oci/tags.json: {e}")))?;
         for (r, t, rec) in v {
             if !crate::core::digest::is_digest(&rec.digest) {
                 return Err(ImportError::Oci(format!("tag {r}:{t}: {:?} is not a digest", rec.digest)));
@@ -234,7 +241,8 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     let mut logs = vec![];
     let known = tlog::log_keys(&tm);
     for path in b.under("tlog/") {
-        let v: serde_json::Value = serde_json::from_slice(&b.read(path).map_err(ImportError::File)?).map_err(|e| ImportError::Tlog(format!("{path}: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&b.read(path).map_err(ImportError::File)?).map_err(|e| ImportError::Tlog(format!("{path}: {e}")))?;
         let id = v["log"].as_str().unwrap_or_default().to_string();
         let Some(key) = known.iter().find(|k| k.id == id) else {
             notes.push(format!("log {id}: not a log of the trusted root; its checkpoints were not imported"));
@@ -286,7 +294,8 @@ fn chain(
     let st = |x: crate::store::StoreError| ImportError::Store(x.to_string());
     let mut history: Vec<(u64, String)> = serde_json::from_value(v["history"].clone()).map_err(|x| e(format!("history: {x}")))?;
     history.sort_by_key(|(s, _)| *s);
-    let stored: Vec<crate::store::tlog::StoredProof> = serde_json::from_value(v["proofs"].clone()).map_err(|x| e(format!("proofs: {x}")))?;
+    let stored: Vec<crate::store::tlog::StoredProof> =
+        serde_json::from_value(v["proofs"].clone()).map_err(|x| e(format!("proofs: {x}")))?;
     let mut proofs: BTreeMap<(u64, u64), Vec<Hash>> = BTreeMap::new();
     let mut cited: Vec<(u64, u64, Hash, Vec<Hash>)> = vec![];
     for p in &stored {
@@ -296,7 +305,8 @@ fn chain(
                 proofs.insert((p.old, p.new), hashes);
             }
             Some(r) => {
-                let root: Hash = hex::decode(r).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| e(format!("proof {}→{}: bad root", p.old, p.new)))?;
+                let root: Hash =
+                    hex::decode(r).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| e(format!("proof {}→{}: bad root", p.old, p.new)))?;
                 cited.push((p.old, p.new, root, hashes));
             }
         }
@@ -309,7 +319,8 @@ fn chain(
     let mut prev = state.and_then(|s| s.latest);
     let mut newest = (prev.as_ref().map(|p| p.size), prev.as_ref().and_then(|p| cosigned_at(&p.text)));
     for (size, text) in &history {
-        let mut c = tlog::verify_checkpoint(text, key, prev.as_ref().map(|p| p.origin.as_str())).map_err(|x| e(format!("checkpoint {size}: {x}")))?;
+        let mut c = tlog::verify_checkpoint(text, key, prev.as_ref().map(|p| p.origin.as_str()))
+            .map_err(|x| e(format!("checkpoint {size}: {x}")))?;
         c.text = text.clone();
         if let Some(root) = staging.tlog_root(&key.id, c.size).map_err(st)?
             && root != c.root
@@ -326,7 +337,10 @@ fn chain(
             Some(p) if c.size <= p.size => continue,
             Some(p) => {
                 let Some(proof) = proofs.get(&(p.size, c.size)) else {
-                    notes.push(format!("log {}: no consistency proof from the witnessed size {} to {}; newer checkpoints not imported", key.id, p.size, c.size));
+                    notes.push(format!(
+                        "log {}: no consistency proof from the witnessed size {} to {}; newer checkpoints not imported",
+                        key.id, p.size, c.size
+                    ));
                     break;
                 };
                 tlog::witness_step(Some((p.size, &p.root)), &c, Some(proof)).map_err(|x| e(format!("checkpoint {}: {x}", c.size)))?
@@ -351,7 +365,11 @@ fn chain(
         let Some(wroot) = staging.tlog_root(&key.id, *witnessed).map_err(st)? else { continue };
         if let Some(known) = staging.tlog_root(&key.id, *size).map_err(st)? {
             if known != *root {
-                return Err(e(format!("SPLIT VIEW: a cited checkpoint of size {size} has root {}, the history has {}", hex::encode(root), hex::encode(known))));
+                return Err(e(format!(
+                    "SPLIT VIEW: a cited checkpoint of size {size} has root {}, the history has {}",
+                    hex::encode(root),
+                    hex::encode(known)
+                )));
             }
             continue;
         }
@@ -432,7 +450,8 @@ async fn import_staged(file: &Path, live: &Store, o: &ImportOptions, now: Timest
         return Ok(Staging::Already(summary));
     }
     if let Some(since) = &head.config.since {
-        let on_top = last.as_ref().is_some_and(|l| l.digest == *since || (l.sequence == head.config.sequence && l.digest == head.manifest_digest));
+        let on_top =
+            last.as_ref().is_some_and(|l| l.digest == *since || (l.sequence == head.config.sequence && l.digest == head.manifest_digest));
         if !on_top {
             return Err(ImportError::Sequence(format!(
                 "an incremental bundle on top of {since}, which is not the last bundle this store imported from {} (import that one first)",
@@ -454,7 +473,12 @@ pub async fn import(file: &Path, store: &Store, o: &ImportOptions, now: Timestam
     match import_staged(file, store, o, now).await? {
         Staging::Already(summary) => Ok(Imported::AlreadyImported { summary }),
         Staging::Ready(b, staged) => {
-            let ledger = ImportLedger { exporter: b.config.exporter.clone(), sequence: b.config.sequence, digest: b.manifest_digest.clone(), imported_at: now };
+            let ledger = ImportLedger {
+                exporter: b.config.exporter.clone(),
+                sequence: b.config.sequence,
+                digest: b.manifest_digest.clone(),
+                imported_at: now,
+            };
             let merged = store.merge_verified(&staged.store, &b.config.tuf_repo, &ledger).map_err(|e| ImportError::Store(e.to_string()))?;
             Ok(Imported::Imported { summary: staged.summary, merged })
         }
@@ -479,7 +503,12 @@ pub async fn import_path(file: &Path, path: &Path, o: &ImportOptions, now: Times
         Staging::Ready(b, staged) => {
             drop(snapshot);
             let live = Store::open(path).map_err(|e| st(e.to_string()))?;
-            let ledger = ImportLedger { exporter: b.config.exporter.clone(), sequence: b.config.sequence, digest: b.manifest_digest.clone(), imported_at: now };
+            let ledger = ImportLedger {
+                exporter: b.config.exporter.clone(),
+                sequence: b.config.sequence,
+                digest: b.manifest_digest.clone(),
+                imported_at: now,
+            };
             let merged = live.merge_verified(&staged.store, &b.config.tuf_repo, &ledger).map_err(|e| st(e.to_string()))?;
             Ok(Imported::Imported { summary: staged.summary, merged })
         }

@@ -72,7 +72,12 @@ impl Writer {
 
     /// Write the layout as a tar: the manifest (and, with `sign`, the signature manifest over
     /// it). Returns the manifest's digest.
-    pub fn finish(self, config: &BundleConfig, out: &Path, sign: Option<&dyn Fn(&[u8]) -> Result<Value, String>>) -> Result<String, String> {
+    pub fn finish(
+        self,
+        config: &BundleConfig,
+        out: &Path,
+        sign: Option<&dyn Fn(&[u8]) -> Result<Value, String>>,
+    ) -> Result<String, String> {
         let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut put = |b: Vec<u8>| {
             let d = sha256_hex(&b);
@@ -205,7 +210,9 @@ pub fn open(file: &Path) -> Result<Bundle, String> {
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             t => return Err(format!("{path}: a {t:?} entry (only plain files belong in a bundle)")),
         }
-        let ok = path == "oci-layout" || path == "index.json" || path.strip_prefix("blobs/sha256/").is_some_and(crate::core::digest::is_sha256_hex);
+        let ok = path == "oci-layout"
+            || path == "index.json"
+            || path.strip_prefix("blobs/sha256/").is_some_and(crate::core::digest::is_sha256_hex);
         if !ok || !safe_path(&path) {
             return Err(format!("{path:?}: not part of an OCI image layout"));
         }
@@ -266,7 +273,10 @@ pub fn open(file: &Path) -> Result<Bundle, String> {
     }
     let index: Value = serde_json::from_slice(&read("index.json")?).map_err(|e| format!("index.json: {e}"))?;
     let blob = |b: &Bundle, d: &str| -> Result<Vec<u8>, String> {
-        let hex = d.strip_prefix("sha256:").filter(|h| crate::core::digest::is_sha256_hex(h)).ok_or_else(|| format!("digest {d:?}: not sha256"))?;
+        let hex = d
+            .strip_prefix("sha256:")
+            .filter(|h| crate::core::digest::is_sha256_hex(h))
+            .ok_or_else(|| format!("digest {d:?}: not sha256"))?;
         b.blob(hex)
     };
     let manifests = index["manifests"].as_array().ok_or("index.json: no manifests")?;
@@ -278,8 +288,8 @@ pub fn open(file: &Path) -> Result<Bundle, String> {
     if mv["artifactType"] != ARTIFACT_BUNDLE || mv["config"]["mediaType"] != MT_CONFIG {
         return Err("the bundle manifest is not a trustmirror air-gap bundle".into());
     }
-    let config: BundleConfig =
-        serde_json::from_slice(&blob(&b, mv["config"]["digest"].as_str().unwrap_or_default())?).map_err(|e| format!("the bundle's config: {e}"))?;
+    let config: BundleConfig = serde_json::from_slice(&blob(&b, mv["config"]["digest"].as_str().unwrap_or_default())?)
+        .map_err(|e| format!("the bundle's config: {e}"))?;
     let mut files = BTreeMap::new();
     for l in mv["layers"].as_array().ok_or("the bundle manifest has no layers")? {
         let path = l["annotations"][TITLE].as_str().ok_or("a layer without a path")?;
@@ -298,8 +308,8 @@ pub fn open(file: &Path) -> Result<Bundle, String> {
     let signature = match &find(ARTIFACT_SIGNATURE)[..] {
         [] => None,
         [s] => {
-            let sm: Value =
-                serde_json::from_slice(&blob(&b, s["digest"].as_str().unwrap_or_default())?).map_err(|e| format!("the signature manifest: {e}"))?;
+            let sm: Value = serde_json::from_slice(&blob(&b, s["digest"].as_str().unwrap_or_default())?)
+                .map_err(|e| format!("the signature manifest: {e}"))?;
             if sm["subject"]["digest"] != manifest_digest {
                 return Err("the signature manifest is about another manifest".into());
             }

@@ -207,8 +207,10 @@ pub fn policy(c: PolicyCmd) -> anyhow::Result<i32> {
     let PolicyCmd::Check { store, policies, banned, trusted_root, namespace, freshness, output, images } = c;
     let store = Arc::new(Store::open(&store)?);
     let freshness = match &freshness {
-        Some(p) => crate::core::freshness::FreshnessPolicy::parse(&std::fs::read_to_string(p).with_context(|| format!("--freshness {}", p.display()))?)
-            .map_err(anyhow::Error::msg)?,
+        Some(p) => crate::core::freshness::FreshnessPolicy::parse(
+            &std::fs::read_to_string(p).with_context(|| format!("--freshness {}", p.display()))?,
+        )
+        .map_err(anyhow::Error::msg)?,
         None => Default::default(),
     };
     let opts = EngineOptions {

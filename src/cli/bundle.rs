@@ -75,7 +75,15 @@ fn options(keys: &[PathBuf], root: &Option<PathBuf>) -> anyhow::Result<ImportOpt
 }
 
 fn print(s: &Summary) {
-    eprintln!("bundle {} #{} from {} ({}), created {}{}", s.manifest_digest, s.sequence, s.exporter, s.signature, s.created, s.since.as_ref().map(|x| format!(", on top of {x}")).unwrap_or_default());
+    eprintln!(
+        "bundle {} #{} from {} ({}), created {}{}",
+        s.manifest_digest,
+        s.sequence,
+        s.exporter,
+        s.signature,
+        s.created,
+        s.since.as_ref().map(|x| format!(", on top of {x}")).unwrap_or_default()
+    );
     eprintln!("  size: {} bytes", s.bytes);
     eprintln!("  TUF: root version {}, anchored at {}", s.tuf_root_version, s.tuf_anchor);
     if let Some(t) = s.tuf_timestamp_expires {
@@ -87,7 +95,10 @@ fn print(s: &Summary) {
     for (n, end) in &s.certificate_authorities {
         eprintln!("  certificate authority {n}: {}", end.map(|e| format!("valid until {e}")).unwrap_or_else(|| "current".into()));
     }
-    eprintln!("  image material: {} digests, {} items verified, {} rejected; {} tags", s.materials, s.items_verified, s.items_rejected, s.tags);
+    eprintln!(
+        "  image material: {} digests, {} items verified, {} rejected; {} tags",
+        s.materials, s.items_verified, s.items_rejected, s.tags
+    );
     for (log, size, at) in &s.logs {
         eprintln!(
             "  log {}…: newest checkpoint size {}{}",
@@ -110,10 +121,18 @@ pub async fn run(c: BundleCmd) -> anyhow::Result<i32> {
         BundleCmd::Create { store, output, images, since, signing_key, exporter, files, repo } => {
             let s = Store::open(&store)?;
             let signer = signing_key.as_deref().map(super::gate::load_signing_key).transpose()?;
-            let images = images.iter().map(|p| glob::Pattern::new(p).map_err(|e| anyhow!("--image {p:?}: {e}"))).collect::<anyhow::Result<_>>()?;
+            let images =
+                images.iter().map(|p| glob::Pattern::new(p).map_err(|e| anyhow!("--image {p:?}: {e}"))).collect::<anyhow::Result<_>>()?;
             let o = crate::bundle::create::CreateOptions { output: output.clone(), tuf_repo: repo, images, since, exporter, files };
             let c = crate::bundle::create::create(&s, &o, signer.as_ref(), now).map_err(|e| anyhow!(e))?;
-            eprintln!("{}: bundle #{} from {} ({} bytes), {}", output.display(), c.config.sequence, c.config.exporter, c.bytes, c.manifest_digest);
+            eprintln!(
+                "{}: bundle #{} from {} ({} bytes), {}",
+                output.display(),
+                c.config.sequence,
+                c.config.exporter,
+                c.bytes,
+                c.manifest_digest
+            );
             for (k, n) in &c.config.counts {
                 eprintln!("  {k}: {n}");
             }

@@ -99,7 +99,8 @@ fn images_of_manifests(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     for f in files {
         let text = std::fs::read_to_string(&f).with_context(|| format!("--manifests {}", f.display()))?;
         for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| anyhow!("{} document {}: {e}", f.display(), i + 1))?;
+            let v: serde_json::Value =
+                serde::Deserialize::deserialize(doc).map_err(|e| anyhow!("{} document {}: {e}", f.display(), i + 1))?;
             let items = match v.get("kind").and_then(|k| k.as_str()) {
                 Some("List") => v.get("items").and_then(|x| x.as_array()).cloned().unwrap_or_default(),
                 _ => vec![v],
@@ -131,7 +132,8 @@ async fn gate(a: GateArgs) -> anyhow::Result<i32> {
     if images.is_empty() {
         return Err(anyhow!("no images: give IMAGE arguments or --manifests"));
     }
-    let registry = RegistryOptions { insecure_hosts: a.insecure_registries.clone(), credentials: a.credentials.credentials(), ..Default::default() };
+    let registry =
+        RegistryOptions { insecure_hosts: a.insecure_registries.clone(), credentials: a.credentials.credentials(), ..Default::default() };
     let evidence = match (&a.store, &a.trusted_root) {
         (Some(s), None) => Evidence::Store(s.clone()),
         (None, Some(t)) => Evidence::Registry { trusted_root: t.clone(), registry: registry.clone() },

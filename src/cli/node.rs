@@ -77,7 +77,12 @@ pub async fn run(a: NodeArgs) -> anyhow::Result<i32> {
         grace: jiff::SignedDuration::try_from(a.grace)?,
         interval: a.interval,
         listen: a.listen,
-        http: HttpOptions { ca_pem, connect_timeout: a.timeout.min(std::time::Duration::from_secs(5)), read_timeout: a.timeout, total_timeout: a.timeout },
+        http: HttpOptions {
+            ca_pem,
+            connect_timeout: a.timeout.min(std::time::Duration::from_secs(5)),
+            read_timeout: a.timeout,
+            total_timeout: a.timeout,
+        },
         timeout: a.timeout,
     };
     if a.once {

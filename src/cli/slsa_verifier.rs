@@ -12,10 +12,13 @@ use crate::core::verify::Verified;
 const CONTAINER_GENERATOR: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml";
 
 fn check(a: &VerifyAttestationArgs, src: &str, v: &Verified) -> Result<String, String> {
-    let want_repo = src.trim_start_matches("git+https://").trim_start_matches("https://").trim_start_matches("github.com/").trim_end_matches('/');
+    let want_repo =
+        src.trim_start_matches("git+https://").trim_start_matches("https://").trim_start_matches("github.com/").trim_end_matches('/');
     let got_repo = v.claims.source_repository.as_deref().unwrap_or_default().trim_start_matches("https://github.com/");
     if got_repo != want_repo {
-        return Err(format!("source used to generate the binary does not match provenance: expected source '{want_repo}', got '{got_repo}'"));
+        return Err(format!(
+            "source used to generate the binary does not match provenance: expected source '{want_repo}', got '{got_repo}'"
+        ));
     }
     let git_ref = v.claims.source_ref.as_deref().unwrap_or_default();
     if let Some(b) = &a.source_branch
@@ -47,7 +50,14 @@ fn check(a: &VerifyAttestationArgs, src: &str, v: &Verified) -> Result<String, S
 }
 
 /// Print and exit as slsa-verifier does: the first attestation that passes every check wins.
-pub fn report(a: &VerifyAttestationArgs, src: &str, ok: &mut [(String, Verified, Vec<u8>, Option<Vec<u8>>)], refused: &[String], name: &str, digest: &str) -> i32 {
+pub fn report(
+    a: &VerifyAttestationArgs,
+    src: &str,
+    ok: &mut [(String, Verified, Vec<u8>, Option<Vec<u8>>)],
+    refused: &[String],
+    name: &str,
+    digest: &str,
+) -> i32 {
     if !a.image.image.as_deref().unwrap_or_default().contains("@sha256:") && a.image.local_image.is_none() {
         eprintln!("FAILED: SLSA verification failed: the image is mutable: '{}'", a.image.image.as_deref().unwrap_or(name));
         return 1;
@@ -57,7 +67,10 @@ pub fn report(a: &VerifyAttestationArgs, src: &str, ok: &mut [(String, Verified,
         match check(a, src, v) {
             Ok(builder) => {
                 let commit = v.statement.as_ref().and_then(|s| {
-                    s.predicate.pointer("/materials/0/digest/sha1").or_else(|| s.predicate.pointer("/buildDefinition/resolvedDependencies/0/digest/gitCommit")).and_then(|x| x.as_str())
+                    s.predicate
+                        .pointer("/materials/0/digest/sha1")
+                        .or_else(|| s.predicate.pointer("/buildDefinition/resolvedDependencies/0/digest/gitCommit"))
+                        .and_then(|x| x.as_str())
                 });
                 eprintln!("Verified build using builder {builder:?} at commit {}", commit.unwrap_or("(unknown)"));
                 if a.print_provenance

@@ -26,7 +26,8 @@ pub struct StatusArgs {
 
 pub fn run(a: StatusArgs) -> anyhow::Result<i32> {
     let policy = match &a.freshness {
-        Some(p) => FreshnessPolicy::parse(&std::fs::read_to_string(p).with_context(|| format!("--freshness {}", p.display()))?).map_err(anyhow::Error::msg)?,
+        Some(p) => FreshnessPolicy::parse(&std::fs::read_to_string(p).with_context(|| format!("--freshness {}", p.display()))?)
+            .map_err(anyhow::Error::msg)?,
         None => FreshnessPolicy::default(),
     };
     let store = Store::open(&a.store)?;
@@ -52,7 +53,10 @@ pub fn run(a: StatusArgs) -> anyhow::Result<i32> {
             let then = match r.on_expiry {
                 OnExpiry::Deny => "deny".to_string(),
                 OnExpiry::Warn => "warn".to_string(),
-                OnExpiry::KeepLastKnownGood => format!("keep last known good{}", r.grace.map(|g| format!(" for {}, then deny", crate::core::clock::human(g))).unwrap_or_default()),
+                OnExpiry::KeepLastKnownGood => format!(
+                    "keep last known good{}",
+                    r.grace.map(|g| format!(" for {}, then deny", crate::core::clock::human(g))).unwrap_or_default()
+                ),
             };
             let v = match &verdicts[k] {
                 Verdict::Fresh => "fresh".to_string(),

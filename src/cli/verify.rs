@@ -356,7 +356,8 @@ pub async fn verify_image(a: ImageArgs) -> anyhow::Result<i32> {
     if code == 0 && !json {
         // cosign's stdout: a blank line, then the verified simple-signing payloads as a JSON array
         let reference = a.image.as_deref().unwrap_or(&m.name).split('@').next().unwrap_or_default().to_string();
-        let payloads: Vec<serde_json::Value> = ok.iter().map(|(_, v, b, p)| cosign_payload(v, b, p.as_deref(), &reference, &m.digest)).collect();
+        let payloads: Vec<serde_json::Value> =
+            ok.iter().map(|(_, v, b, p)| cosign_payload(v, b, p.as_deref(), &reference, &m.digest)).collect();
         println!("\n{}", serde_json::to_string(&payloads).expect("json"));
     }
     Ok(code)
@@ -415,15 +416,16 @@ fn dsse_envelope_line(bundle: &[u8]) -> Option<String> {
 pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<i32> {
     let tm = a.image.flags.trusted_material()?;
     let f = &a.image.flags;
-    let authority = if a.source_uri.is_some() && f.certificate_identity.is_none() && f.certificate_identity_regexp.is_none() && f.key.is_none() {
-        // slsa-verifier: any GitHub Actions certificate; the builder and source are checked after
-        Authority::Keyless(crate::core::verify::IdentityPolicy {
-            issuer: Some(crate::core::verify::Matcher::Exact("https://token.actions.githubusercontent.com".into())),
-            ..Default::default()
-        })
-    } else {
-        f.authority()?
-    };
+    let authority =
+        if a.source_uri.is_some() && f.certificate_identity.is_none() && f.certificate_identity_regexp.is_none() && f.key.is_none() {
+            // slsa-verifier: any GitHub Actions certificate; the builder and source are checked after
+            Authority::Keyless(crate::core::verify::IdentityPolicy {
+                issuer: Some(crate::core::verify::Matcher::Exact("https://token.actions.githubusercontent.com".into())),
+                ..Default::default()
+            })
+        } else {
+            f.authority()?
+        };
     let want = crate::core::cosign::predicate_type_for(&a.predicate_type);
     let m = material(&a.image).await?;
     let mut items = vec![];

@@ -84,8 +84,13 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
         "npm-publish" => NPM_PUBLISH.to_string(),
         t => crate::core::cosign::predicate_type_for(t),
     };
-    let npm_keys: Option<Value> =
-        a.npm_keys.as_ref().map(|p| std::fs::read(p).with_context(|| format!("--npm-keys {}", p.display()))).transpose()?.map(|b| serde_json::from_slice(&b)).transpose()?;
+    let npm_keys: Option<Value> = a
+        .npm_keys
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("--npm-keys {}", p.display())))
+        .transpose()?
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()?;
     let data;
     let subject = match subject_of(&a.artifact)? {
         Some(s) => s,
@@ -130,7 +135,12 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
                 if json {
                     println!("{}", serde_json::json!({"verified": true, "predicateType": want, "signer": v}));
                 } else {
-                    eprintln!("Verified OK: {} ({want}) signed by {}{}", a.artifact, v.signer, v.issuer.as_ref().map(|i| format!(" (issuer {i})")).unwrap_or_default());
+                    eprintln!(
+                        "Verified OK: {} ({want}) signed by {}{}",
+                        a.artifact,
+                        v.signer,
+                        v.issuer.as_ref().map(|i| format!(" (issuer {i})")).unwrap_or_default()
+                    );
                 }
             }
             Err(e) => failures.push(e.to_string()),
@@ -153,9 +163,12 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
 
 fn without_trailing_root(mut b: Value) -> Value {
     use der::Decode;
-    let Some(certs) = b.pointer_mut("/verificationMaterial/x509CertificateChain/certificates").and_then(Value::as_array_mut) else { return b };
+    let Some(certs) = b.pointer_mut("/verificationMaterial/x509CertificateChain/certificates").and_then(Value::as_array_mut) else {
+        return b;
+    };
     if certs.len() > 1
-        && let Some(last) = certs.last().and_then(|c| c["rawBytes"].as_str()).and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
+        && let Some(last) =
+            certs.last().and_then(|c| c["rawBytes"].as_str()).and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
         && let Ok(c) = x509_cert::Certificate::from_der(&last)
         && c.tbs_certificate.issuer == c.tbs_certificate.subject
     {

@@ -138,7 +138,11 @@ pub fn bundle_from_att_layer(l: &CosignLayer) -> VerifyResult<Vec<u8>> {
         && bv["kind"] == "intoto"
         && bv["apiVersion"] == "0.0.1"
     {
-        let cert = l.annotations.get(ANN_CERT).filter(|c| !c.trim().is_empty()).ok_or_else(|| err("an intoto 0.0.1 attestation without a certificate"))?;
+        let cert = l
+            .annotations
+            .get(ANN_CERT)
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| err("an intoto 0.0.1 attestation without a certificate"))?;
         // the chain comes from the trusted root's certificate authorities, not from annotations
         return Ok(crate::core::legacy_att::wrap(&l.content, &pem_cert_der(cert)?, &[], &rbv));
     }

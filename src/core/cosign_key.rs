@@ -40,12 +40,8 @@ struct Cipher {
 
 /// The PKCS#8 DER inside a cosign encrypted key, with `password`.
 pub fn decrypt(pem: &str, password: &str) -> Result<Vec<u8>, String> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN ENCRYPTED"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
+    let body: String =
+        pem.lines().skip_while(|l| !l.starts_with("-----BEGIN ENCRYPTED")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
     let json = B64.decode(body.trim()).map_err(|e| format!("not a cosign key: the PEM body is not base64 ({e})"))?;
     let e: Encrypted = serde_json::from_slice(&json).map_err(|e| format!("not a cosign key: {e}"))?;
     if e.kdf.name != "scrypt" || e.cipher.name != "nacl/secretbox" {
@@ -81,7 +77,11 @@ mod tests {
         assert_eq!(s.spki_der.len(), 91, "a P-256 SubjectPublicKeyInfo");
         let e = super::decrypt(KEY, "not the password").unwrap_err();
         assert!(e.contains("wrong password"), "{e}");
-        let e = super::decrypt("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90IGEga2V5\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n", "").unwrap_err();
+        let e = super::decrypt(
+            "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90IGEga2V5\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            "",
+        )
+        .unwrap_err();
         assert!(e.contains("not a cosign key"), "{e}");
     }
 }

@@ -39,7 +39,8 @@ impl Signer {
 /// DER): `(key name, payload type, payload)`.
 pub fn verify(envelope: &Value, keys: &[(String, Vec<u8>)]) -> Result<(String, String, Vec<u8>), String> {
     let payload_type = envelope.get("payloadType").and_then(Value::as_str).ok_or("the envelope has no payloadType")?;
-    let payload = envelope.get("payload").and_then(Value::as_str).and_then(|p| B64.decode(p).ok()).ok_or("the envelope's payload is not base64")?;
+    let payload =
+        envelope.get("payload").and_then(Value::as_str).and_then(|p| B64.decode(p).ok()).ok_or("the envelope's payload is not base64")?;
     let pae = sigstore_types::dsse::pae(payload_type, &payload);
     let sigs: Vec<Vec<u8>> = envelope
         .get("signatures")

@@ -114,7 +114,8 @@ impl FreshnessPolicy {
     }
 
     pub fn parse(yaml: &str) -> Result<Self, String> {
-        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(yaml)).map_err(|e| format!("freshness: {}: {}", e.path(), e.inner()))
+        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(yaml))
+            .map_err(|e| format!("freshness: {}: {}", e.path(), e.inner()))
     }
 
     pub fn rule(&self, k: Kind) -> &Rule {
@@ -170,7 +171,11 @@ pub fn judge(k: Kind, rule: &Rule, f: &Facts, now: Timestamp) -> Verdict {
                     human(past),
                     human(g)
                 )),
-                Some(g) => Verdict::Warn(format!("{what} material expired at {e}; the last known good state is used for up to {} ({} so far)", human(g), human(past))),
+                Some(g) => Verdict::Warn(format!(
+                    "{what} material expired at {e}; the last known good state is used for up to {} ({} so far)",
+                    human(g),
+                    human(past)
+                )),
                 None => Verdict::Warn(format!("{what} material expired at {e}; the last known good state is used (no limit set)")),
             },
         };
@@ -178,7 +183,11 @@ pub fn judge(k: Kind, rule: &Rule, f: &Facts, now: Timestamp) -> Verdict {
     if let (Some(s), Some(w)) = (f.fresh_since, rule.warn_after)
         && now.duration_since(s) > w
     {
-        return Verdict::Warn(format!("{what} material last refreshed {s} ({} ago, warn after {})", human(now.duration_since(s)), human(w)));
+        return Verdict::Warn(format!(
+            "{what} material last refreshed {s} ({} ago, warn after {})",
+            human(now.duration_since(s)),
+            human(w)
+        ));
     }
     Verdict::Fresh
 }
@@ -200,7 +209,12 @@ mod tests {
     fn day_0_8_and_31_under_each_setting() {
         // TUF refreshed on day 0, expiring on day 7
         let f = Facts { fresh_since: Some(t(0)), expires: Some(t(7)), absent: false };
-        let rule = |on_expiry, grace: Option<i64>| Rule { warn_after: None, max_age: None, on_expiry, grace: grace.map(|d| SignedDuration::from_hours(24 * d)) };
+        let rule = |on_expiry, grace: Option<i64>| Rule {
+            warn_after: None,
+            max_age: None,
+            on_expiry,
+            grace: grace.map(|d| SignedDuration::from_hours(24 * d)),
+        };
         let cases = [
             (rule(OnExpiry::Deny, None), ["fresh", "deny", "deny"]),
             (rule(OnExpiry::Warn, None), ["fresh", "warn", "warn"]),
@@ -223,7 +237,12 @@ mod tests {
     #[test]
     fn max_age_gives_checkpoints_an_expiry_and_warn_after_warns_early() {
         let f = Facts { fresh_since: Some(t(0)), expires: None, absent: false };
-        let r = Rule { warn_after: Some(SignedDuration::from_hours(24)), max_age: Some(SignedDuration::from_hours(24 * 10)), on_expiry: OnExpiry::Deny, grace: None };
+        let r = Rule {
+            warn_after: Some(SignedDuration::from_hours(24)),
+            max_age: Some(SignedDuration::from_hours(24 * 10)),
+            on_expiry: OnExpiry::Deny,
+            grace: None,
+        };
         assert_eq!(judge(Kind::Checkpoints, &r, &f, t(0)), Verdict::Fresh);
         assert!(matches!(judge(Kind::Checkpoints, &r, &f, t(2)), Verdict::Warn(_)));
         assert!(matches!(judge(Kind::Checkpoints, &r, &f, t(11)), Verdict::Deny(_)));

@@ -31,7 +31,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
 use sigstore_types::{DerCertificate, DerPublicKey, SignatureBytes};
 
-use super::verify::{Authority, Check, Claims, Statement, Subject, TrustedMaterial, VerifyError, VerifyResult, Verified};
+use super::verify::{Authority, Check, Claims, Statement, Subject, TrustedMaterial, Verified, VerifyError, VerifyResult};
 
 pub const MEDIA_TYPE: &str = "application/vnd.trustmirror.cosign-att.intoto-v0.0.1+json";
 const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -96,7 +96,10 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     let sigs = env["signatures"].as_array().ok_or_else(|| parse("the DSSE envelope has no signatures".into()))?;
 
     // 1. the logged body is exactly this layer and this certificate
-    let body_b64 = rb.pointer("/Payload/body").and_then(Value::as_str).ok_or_else(|| err(Check::TransparencyLog, "the Rekor bundle has no Payload.body"))?;
+    let body_b64 = rb
+        .pointer("/Payload/body")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(Check::TransparencyLog, "the Rekor bundle has no Payload.body"))?;
     let logged = B64.decode(body_b64).map_err(|e| err(Check::TransparencyLog, format!("Payload.body: {e}")))?;
     let pem = crate::core::pem::encode("CERTIFICATE", &cert);
     let content = |with_payload_hash: bool| {
@@ -124,13 +127,19 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
         .as_array()
         .into_iter()
         .flatten()
-        .find(|l| l.pointer("/logId/keyId").and_then(Value::as_str).and_then(|k| B64.decode(k).ok()).is_some_and(|k| hex::encode(k) == log_id))
+        .find(|l| {
+            l.pointer("/logId/keyId").and_then(Value::as_str).and_then(|k| B64.decode(k).ok()).is_some_and(|k| hex::encode(k) == log_id)
+        })
         .ok_or_else(|| err(Check::TransparencyLog, format!("log {log_id} is not in the trusted root")))?;
     if !in_window(&log["publicKey"], integrated) {
         return Err(err(Check::TransparencyLog, format!("log {log_id}'s key was not valid at {integrated}")));
     }
-    let log_key = B64.decode(log.pointer("/publicKey/rawBytes").and_then(Value::as_str).unwrap_or_default()).map_err(|e| err(Check::TransparencyLog, e.to_string()))?;
-    let set = B64.decode(rb["SignedEntryTimestamp"].as_str().unwrap_or_default()).map_err(|e| err(Check::TransparencyLog, format!("SignedEntryTimestamp: {e}")))?;
+    let log_key = B64
+        .decode(log.pointer("/publicKey/rawBytes").and_then(Value::as_str).unwrap_or_default())
+        .map_err(|e| err(Check::TransparencyLog, e.to_string()))?;
+    let set = B64
+        .decode(rb["SignedEntryTimestamp"].as_str().unwrap_or_default())
+        .map_err(|e| err(Check::TransparencyLog, format!("SignedEntryTimestamp: {e}")))?;
     let signed = jcs(&json!({"body": body_b64, "integratedTime": t, "logID": log_id, "logIndex": index}));
     sigstore_crypto::VerificationKey::from_spki(&DerPublicKey::new(log_key))
         .and_then(|k| k.verify(&signed, &SignatureBytes::new(set)))
@@ -176,9 +185,13 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     // 4. the DSSE signature with the certificate's key
     let info = sigstore_crypto::x509::parse_certificate_info(&DerCertificate::new(cert.clone()))
         .map_err(|e| err(Check::Certificate, format!("the certificate: {e}")))?;
-    let key = sigstore_crypto::VerificationKey::from_spki(&info.public_key).map_err(|e| err(Check::Certificate, format!("the certificate's key: {e}")))?;
+    let key = sigstore_crypto::VerificationKey::from_spki(&info.public_key)
+        .map_err(|e| err(Check::Certificate, format!("the certificate's key: {e}")))?;
     let pae = sigstore_types::dsse::pae(payload_type, &payload);
-    let ok = sigs.iter().filter_map(|s| s["sig"].as_str().and_then(|x| B64.decode(x).ok())).any(|s| key.verify(&pae, &SignatureBytes::new(s)).is_ok());
+    let ok = sigs
+        .iter()
+        .filter_map(|s| s["sig"].as_str().and_then(|x| B64.decode(x).ok()))
+        .any(|s| key.verify(&pae, &SignatureBytes::new(s)).is_ok());
     if !ok {
         return Err(err(Check::Signature, "the DSSE signature does not verify with the certificate's key"));
     }
@@ -189,7 +202,12 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| (s["name"].as_str().unwrap_or_default().to_string(), s.pointer("/digest/sha256").and_then(Value::as_str).unwrap_or_default().to_string()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_string(),
+                s.pointer("/digest/sha256").and_then(Value::as_str).unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     match subject {
         Subject::Sha256(d) => {
@@ -213,7 +231,9 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     let san = info.identity.as_ref().map(|s| s.as_str().to_string());
     match authority {
         Authority::Keyless(p) => super::verify::check_identity(p, san.as_deref(), info.issuer.as_deref(), &claims)?,
-        Authority::Key { name, .. } => return Err(err(Check::Key, format!("the attestation is signed with a certificate, not with key {name}"))),
+        Authority::Key { name, .. } => {
+            return Err(err(Check::Key, format!("the attestation is signed with a certificate, not with key {name}")));
+        }
     }
     Ok(Verified {
         signer: san.unwrap_or_default(),

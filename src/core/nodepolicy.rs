@@ -155,7 +155,8 @@ fn sigstore_material(trusted_root: &[u8]) -> Result<Sigstore, RenderError> {
             rekor_pems.push(pem("PUBLIC KEY", &raw(k, &format!("tlogs[{i}].publicKey"))?));
         } else {
             let url = t.get("baseUrl").and_then(Value::as_str).unwrap_or("?");
-            notes.push(format!("transparency log {url} ({details}) is not usable by containers/image, which accepts only ECDSA Rekor keys"));
+            notes
+                .push(format!("transparency log {url} ({details}) is not usable by containers/image, which accepts only ECDSA Rekor keys"));
         }
     }
     Ok(Sigstore { ca_pem: (!ca.is_empty()).then_some(ca), rekor_pems, notes })
@@ -230,7 +231,12 @@ fn requirement(a: &super::policy::NamedAuthority, ss: &Sigstore, cimage: (u32, u
         } else if cimage >= PLURAL {
             json!({"type": "sigstoreSigned", "keyDatas": datas, "signedIdentity": ident()})
         } else {
-            return Err(format!("authority {}: {} alternative keys need keyDatas (containers/image {})", a.name, datas.len(), version(PLURAL)));
+            return Err(format!(
+                "authority {}: {} alternative keys need keyDatas (containers/image {})",
+                a.name,
+                datas.len(),
+                version(PLURAL)
+            ));
         };
         return Ok((r, format!("key {}", a.name)));
     }
@@ -311,12 +317,18 @@ fn not_carried(p: &Policy) -> Vec<&'static str> {
 /// Render the runtime policy.
 pub fn render(set: &PolicySet, trusted_root: &[u8], o: &RenderOptions) -> Result<NodePolicy, RenderError> {
     let ss = sigstore_material(trusted_root)?;
-    let mut findings: Vec<Finding> = ss.notes.iter().map(|m| Finding { severity: Severity::Info, policy: String::new(), scope: None, message: m.clone() }).collect();
+    let mut findings: Vec<Finding> =
+        ss.notes.iter().map(|m| Finding { severity: Severity::Info, policy: String::new(), scope: None, message: m.clone() }).collect();
     let mut keys = vec![];
     // scope → (policies, requirements, words)
     let mut own: BTreeMap<String, (Vec<String>, Vec<Value>, Vec<String>)> = BTreeMap::new();
     for p in &set.policies {
-        let f = |severity, scope: Option<&str>, message: String| Finding { severity, policy: p.name.clone(), scope: scope.map(str::to_string), message };
+        let f = |severity, scope: Option<&str>, message: String| Finding {
+            severity,
+            policy: p.name.clone(),
+            scope: scope.map(str::to_string),
+            message,
+        };
         for a in &p.authorities {
             for alt in &a.alternatives {
                 if let Authority::Key { spki_der, .. } = alt {
@@ -343,7 +355,10 @@ pub fn render(set: &PolicySet, trusted_root: &[u8], o: &RenderOptions) -> Result
                 None => findings.push(f(
                     Severity::Weaker,
                     None,
-                    format!("image glob {:?} has no containers/image scope (a repository, `…/**`, `*.domain/**` or `**`): not rendered", g.as_str()),
+                    format!(
+                        "image glob {:?} has no containers/image scope (a repository, `…/**`, `*.domain/**` or `**`): not rendered",
+                        g.as_str()
+                    ),
                 )),
             }
         }
@@ -388,7 +403,11 @@ pub fn render(set: &PolicySet, trusted_root: &[u8], o: &RenderOptions) -> Result
             } else {
                 format!("{} of {} authorities", p.threshold, n)
             };
-            findings.push(f(Severity::Weaker, None, format!("{why} has no containers/image equivalent: no signature requirement rendered")));
+            findings.push(f(
+                Severity::Weaker,
+                None,
+                format!("{why} has no containers/image equivalent: no signature requirement rendered"),
+            ));
             None
         };
         for what in not_carried(p) {

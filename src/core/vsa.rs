@@ -87,7 +87,13 @@ pub struct Accepted {
 
 /// Is `bundle` a VSA for `digest`, signed by one of `verifiers` (name, SPKI DER), within
 /// `max_age` of `now`? `Ok(None)`: not a VSA at all (another kind of item).
-pub fn verify(bundle: &[u8], verifiers: &[(String, Vec<u8>)], digest: &str, now: Timestamp, max_age: SignedDuration) -> Result<Option<Accepted>, String> {
+pub fn verify(
+    bundle: &[u8],
+    verifiers: &[(String, Vec<u8>)],
+    digest: &str,
+    now: Timestamp,
+    max_age: SignedDuration,
+) -> Result<Option<Accepted>, String> {
     let Ok(b) = serde_json::from_slice::<Value>(bundle) else { return Ok(None) };
     let Some(env) = b.get("dsseEnvelope") else { return Ok(None) };
     let payload_type = env.get("payloadType").and_then(Value::as_str).unwrap_or_default();
@@ -105,7 +111,12 @@ pub fn verify(bundle: &[u8], verifiers: &[(String, Vec<u8>)], digest: &str, now:
         Err(_) => return Err("not signed by any verifier the policy names".into()),
     };
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    let about = st.get("subject").and_then(Value::as_array).into_iter().flatten().any(|s| s.pointer("/digest/sha256").and_then(Value::as_str) == Some(hex));
+    let about = st
+        .get("subject")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|s| s.pointer("/digest/sha256").and_then(Value::as_str) == Some(hex));
     if !about {
         return Err(format!("signed by {name}, but about another image (no subject is {digest})"));
     }

@@ -44,7 +44,9 @@ impl Inbox {
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "tar") && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "tar") && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
+            })
             .collect();
         v.sort();
         v

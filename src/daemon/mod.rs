@@ -254,13 +254,16 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
     let tasks = supervise::Tasks::new();
     metrics.register(|r| tasks.register(r));
     // the inbox's family exists whether or not an inbox is configured (documented, alertable)
-    let inbox = o.inbox.clone().unwrap_or_else(|| Arc::new(inbox::Inbox::new(Default::default(), Default::default(), Duration::from_secs(30))));
+    let inbox =
+        o.inbox.clone().unwrap_or_else(|| Arc::new(inbox::Inbox::new(Default::default(), Default::default(), Duration::from_secs(30))));
     metrics.register(|r| inbox.register(r));
 
     let (stop, rx) = tokio::sync::watch::channel(false);
     if let Some(ib) = o.inbox.clone() {
         let (store, clock, rx_i) = (o.tuf.store().clone(), o.clock.clone(), rx.clone());
-        supervise::supervise(tasks.clone(), "bundle-inbox", rx.clone(), move || inbox::run(ib.clone(), store.clone(), clock.clone(), rx_i.clone()));
+        supervise::supervise(tasks.clone(), "bundle-inbox", rx.clone(), move || {
+            inbox::run(ib.clone(), store.clone(), clock.clone(), rx_i.clone())
+        });
     }
     let queue = o.oci.as_ref().map(|_| crate::mirror::oci::queue());
     let state = AppState {

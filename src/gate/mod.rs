@@ -109,7 +109,12 @@ impl Gate {
             }
         };
         let store = Arc::new(store);
-        let opts = EngineOptions { policy_files: o.policies.clone(), banned_file: o.banned.clone(), trust: trust_cfg.clone(), ..Default::default() };
+        let opts = EngineOptions {
+            policy_files: o.policies.clone(),
+            banned_file: o.banned.clone(),
+            trust: trust_cfg.clone(),
+            ..Default::default()
+        };
         let engine = Engine::new(store.clone(), clock.clone(), opts, None).map_err(|e| cfg(format!("{e:#}")))?;
         let mirror = registry.map(|registry| {
             let trust = Arc::new(TrustSource::new(store.clone(), trust_cfg));
@@ -241,6 +246,7 @@ pub async fn push_summary(decided: &str, bundle: &serde_json::Value, registry: &
     let (repository, digest) = decided.split_once('@').ok_or_else(|| anyhow::anyhow!("{decided}: not a digest reference"))?;
     let (host, repo) = repository.split_once('/').ok_or_else(|| anyhow::anyhow!("{repository}: no registry host"))?;
     let p = crate::mirror::oci::push::Pusher::with_tls(host, registry.auth_for(host), !registry.insecure_hosts.iter().any(|h| h == host));
-    let (manifest, _) = p.get_manifest(repo, digest).await?.ok_or_else(|| anyhow::anyhow!("{decided}: no such manifest in the registry"))?;
+    let (manifest, _) =
+        p.get_manifest(repo, digest).await?.ok_or_else(|| anyhow::anyhow!("{decided}: no such manifest in the registry"))?;
     crate::mirror::oci::push::attach_bundle(&p, repo, digest, manifest.len(), bundle, Some(crate::core::vsa::PREDICATE_VSA)).await
 }

@@ -13,7 +13,9 @@ pub fn text(ds: &[Decided]) -> String {
             Verdict::Undecided => "UNDECIDED",
         };
         let shown = match &d.decided {
-            Some(x) if *x != d.image => format!("{} → {}", d.image, x.rsplit('@').next().unwrap_or_default().chars().take(19).collect::<String>()),
+            Some(x) if *x != d.image => {
+                format!("{} → {}", d.image, x.rsplit('@').next().unwrap_or_default().chars().take(19).collect::<String>())
+            }
             _ => d.image.clone(),
         };
         match (&d.error, d.violations.is_empty()) {
@@ -29,7 +31,15 @@ pub fn text(ds: &[Decided]) -> String {
             (None, false) => {
                 for (i, v) in d.violations.iter().enumerate() {
                     let first = if i == 0 { (verdict, shown.as_str()) } else { ("", "") };
-                    s.push_str(&format!("{:<10} {:<60} {:<16} [{}] ({}) {}\n", first.0, first.1, v.property.as_str(), v.policy, v.mode.as_str(), v.message));
+                    s.push_str(&format!(
+                        "{:<10} {:<60} {:<16} [{}] ({}) {}\n",
+                        first.0,
+                        first.1,
+                        v.property.as_str(),
+                        v.policy,
+                        v.mode.as_str(),
+                        v.message
+                    ));
                 }
             }
         }
@@ -63,12 +73,24 @@ pub fn junit(ds: &[Decided]) -> String {
         match d.verdict {
             Verdict::Pass => {}
             Verdict::Fail => {
-                let props: Vec<&str> = d.violations.iter().filter(|v| v.mode == crate::core::policy::Mode::Enforce).map(|v| v.property.as_str()).collect();
-                let body: Vec<String> = d.violations.iter().map(|v| format!("[{}] {} ({}): {}", v.policy, v.property.as_str(), v.mode.as_str(), v.message)).collect();
-                s.push_str(&format!("      <failure message=\"{}\" type=\"policy\">{}</failure>\n", xml(&props.join(", ")), xml(&body.join("\n"))));
+                let props: Vec<&str> =
+                    d.violations.iter().filter(|v| v.mode == crate::core::policy::Mode::Enforce).map(|v| v.property.as_str()).collect();
+                let body: Vec<String> = d
+                    .violations
+                    .iter()
+                    .map(|v| format!("[{}] {} ({}): {}", v.policy, v.property.as_str(), v.mode.as_str(), v.message))
+                    .collect();
+                s.push_str(&format!(
+                    "      <failure message=\"{}\" type=\"policy\">{}</failure>\n",
+                    xml(&props.join(", ")),
+                    xml(&body.join("\n"))
+                ));
             }
             Verdict::Undecided => {
-                s.push_str(&format!("      <error message=\"{}\" type=\"undecided\"/>\n", xml(d.error.as_deref().unwrap_or("no decision"))));
+                s.push_str(&format!(
+                    "      <error message=\"{}\" type=\"undecided\"/>\n",
+                    xml(d.error.as_deref().unwrap_or("no decision"))
+                ));
             }
         }
         s.push_str("    </testcase>\n");

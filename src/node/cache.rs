@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::core::tuf::{TufError, TufErrorKind, TufResult, Trusted, check_target, peek};
+use crate::core::tuf::{Trusted, TufError, TufErrorKind, TufResult, check_target, peek};
 use crate::mirror::tuf_client::{DirMetadata, Limits, ResolvedTarget, Updater};
 use crate::mirror::upstream::Upstream;
 
@@ -108,7 +108,8 @@ impl TufCache {
     /// The root to start from: the cached one when it is at least as new as the pinned one (a
     /// newer pinned root — an operator re-pinning — wins), else the pinned one.
     fn start_root(&self) -> TufResult<Trusted> {
-        let pinned = Trusted::from_root(&self.pinned_root).map_err(|e| err("root", e.kind, format!("the pinned root (--root): {}", e.detail)))?;
+        let pinned =
+            Trusted::from_root(&self.pinned_root).map_err(|e| err("root", e.kind, format!("the pinned root (--root): {}", e.detail)))?;
         if let Some(b) = self.local("root")
             && let Ok(t) = Trusted::from_root(&b)
             && t.root().version >= pinned.root().version
@@ -121,7 +122,9 @@ impl TufCache {
 
     fn write_remote(&self) -> TufResult<()> {
         let remote = serde_json::to_vec(&serde_json::json!({"mirror": self.mirror})).expect("json");
-        write_if_changed(&self.tuf_root.join("remote.json"), &remote).map_err(|e| err("remote.json", TufErrorKind::Store, e.to_string())).map(|_| ())
+        write_if_changed(&self.tuf_root.join("remote.json"), &remote)
+            .map_err(|e| err("remote.json", TufErrorKind::Store, e.to_string()))
+            .map(|_| ())
     }
 
     /// Refresh against the mirror; on success every wanted target is in the cache, verified.
@@ -130,7 +133,8 @@ impl TufCache {
         self.write_remote()?;
         let start = self.start_root()?;
         if self.local("root").as_deref() != Some(start.root_bytes()) {
-            write_if_changed(&self.meta.join("root.json"), start.root_bytes()).map_err(|e| err("root", TufErrorKind::Store, e.to_string()))?;
+            write_if_changed(&self.meta.join("root.json"), start.root_bytes())
+                .map_err(|e| err("root", TufErrorKind::Store, e.to_string()))?;
         }
         let mut u = Updater::new(upstream, start.root_bytes(), Limits::default())?;
         let mut local = DirMetadata { dir: self.meta.clone() };

@@ -68,7 +68,10 @@ pub async fn serve(listen: &str, shared: Arc<Shared>) -> anyhow::Result<tokio::t
             get(|State(s): State<Arc<Shared>>| async move {
                 match &*s.last.lock().unwrap_or_else(|e| e.into_inner()) {
                     None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no pass has finished yet\n".to_string()),
-                    Some((st, Some(err))) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}\n{}", if st.ok { "(verified trust material is in place)\n" } else { "" })),
+                    Some((st, Some(err))) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {err}\n{}", if st.ok { "(verified trust material is in place)\n" } else { "" }),
+                    ),
                     Some((st, None)) => match &st.stale {
                         Some(s) => (StatusCode::OK, format!("ready (stale: {s})\n")),
                         None => (StatusCode::OK, "ready\n".to_string()),

@@ -195,7 +195,8 @@ async fn pass(o: &NodeOptions, now: Timestamp, st: &mut Status) -> Result<(), No
             }
         }
     };
-    publish::trust_material(&o.out, &o.mirror, &v).map_err(|e| NodeError::Write { what: "trust material".into(), detail: e.to_string() })?;
+    publish::trust_material(&o.out, &o.mirror, &v)
+        .map_err(|e| NodeError::Write { what: "trust material".into(), detail: e.to_string() })?;
     st.ok = true;
     st.source = Some(v.source);
     st.stale = v.stale.clone();
@@ -219,7 +220,8 @@ async fn pass(o: &NodeOptions, now: Timestamp, st: &mut Status) -> Result<(), No
     let ro = RenderOptions { allow_partial: o.allow_partial, default_rule: o.default_rule, containers_image: o.containers_image };
     match crate::core::nodepolicy::render(&set, &v.targets[TRUSTED_ROOT], &ro) {
         Ok(np) => {
-            publish::runtime_policy(&o.out, &np).map_err(|e| NodeError::Write { what: "the runtime policy".into(), detail: e.to_string() })?;
+            publish::runtime_policy(&o.out, &np)
+                .map_err(|e| NodeError::Write { what: "the runtime policy".into(), detail: e.to_string() })?;
             st.policy = PolicyStatus { written: true, partial: np.partial(), scopes: np.scopes.len(), error: None };
             for f in np.findings.iter().filter(|f| f.severity == crate::core::nodepolicy::Severity::Weaker) {
                 tracing::warn!(policy = %f.policy, scope = f.scope.as_deref().unwrap_or(""), "{}", f.message);

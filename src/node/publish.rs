@@ -24,8 +24,7 @@ pub const CLIENT_TRUST_CONFIG: &str = "client_trust_config.json";
 /// sigstore-python's cache directory name for an instance URL: the URL without a trailing slash,
 /// percent-encoded with nothing safe (Python's `urllib.parse.quote(url, safe="")`).
 pub fn sigstore_python_dir(mirror: &str) -> String {
-    const PY_SAFE: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~');
+    const PY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~');
     percent_encoding::utf8_percent_encode(mirror.trim_end_matches('/'), PY_SAFE).to_string()
 }
 
@@ -72,7 +71,10 @@ pub fn runtime_policy(out: &Path, np: &NodePolicy) -> std::io::Result<Vec<PathBu
     }
     put(out.join("containers/policy.json"), &np.policy_json)?;
     put(out.join("containers/registries.d/trustmirror.yaml"), &np.registries_d)?;
-    put(out.join("report.json"), &serde_json::to_vec_pretty(&json!({"scopes": np.scopes, "findings": np.findings, "partial": np.partial()})).expect("json"))?;
+    put(
+        out.join("report.json"),
+        &serde_json::to_vec_pretty(&json!({"scopes": np.scopes, "findings": np.findings, "partial": np.partial()})).expect("json"),
+    )?;
     put(out.join("report.txt"), report_text(np).as_bytes())?;
     Ok(changed)
 }
@@ -102,7 +104,12 @@ fn report_text(np: &NodePolicy) -> String {
         s.push_str(title);
         s.push('\n');
         for f in fs {
-            let who = [f.policy.as_str(), f.scope.as_deref().unwrap_or_default()].iter().filter(|x| !x.is_empty()).cloned().collect::<Vec<_>>().join(" ");
+            let who = [f.policy.as_str(), f.scope.as_deref().unwrap_or_default()]
+                .iter()
+                .filter(|x| !x.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
             s.push_str(&format!("  - {}{}\n", if who.is_empty() { String::new() } else { format!("[{who}] ") }, f.message));
         }
     }

@@ -76,7 +76,11 @@ impl Metrics {
         r.register("refreshes", "Refreshes run by this process, by result", m.refreshes.clone());
         r.register("upstream_requests", "Requests made to the upstream by this process", m.requests.clone());
         let mr = root.sub_registry_with_prefix("trustmirror_material");
-        mr.register("age_seconds", "Seconds since each kind of trust material was last refreshed (tuf, checkpoints)", m.material_age.clone());
+        mr.register(
+            "age_seconds",
+            "Seconds since each kind of trust material was last refreshed (tuf, checkpoints)",
+            m.material_age.clone(),
+        );
         mr.register(
             "expiry_timestamp_seconds",
             "When each kind of trust material expires (tuf: earliest role; trusted_root: last CA validity), Unix time",

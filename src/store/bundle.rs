@@ -57,7 +57,9 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(BUNDLE_IMPORTS)?;
         t.iter()?
-            .map(|i| i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("bundle_imports", e))))
+            .map(|i| {
+                i.map_err(StoreError::from).and_then(|(_, v)| serde_json::from_str(v.value()).map_err(|e| corrupt("bundle_imports", e)))
+            })
             .collect()
     }
 
@@ -90,7 +92,8 @@ impl Store {
             let mut wb = wtx.open_table(BLOBS)?;
             for (r, d) in materials {
                 if let Some(v) = m.get((r.as_str(), d.as_str()))? {
-                    let rec: crate::core::material::MaterialRecord = serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))?;
+                    let rec: crate::core::material::MaterialRecord =
+                        serde_json::from_str(v.value()).map_err(|e| corrupt("oci_material", e))?;
                     for sha in rec.items.iter().flat_map(|i| i.bundle.iter().chain(i.payload.iter())) {
                         if let Some(b) = blobs.get(sha.as_str())? {
                             wb.insert(sha.as_str(), b.value())?;

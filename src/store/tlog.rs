@@ -336,5 +336,6 @@ impl StoredProof {
 }
 
 fn proof_json(p: &[Hash], old_root: Option<&Hash>) -> String {
-    serde_json::to_string(&StoredProof { old: 0, new: 0, hashes: p.iter().map(hex::encode).collect(), old_root: old_root.map(hex::encode) }).expect("json")
+    serde_json::to_string(&StoredProof { old: 0, new: 0, hashes: p.iter().map(hex::encode).collect(), old_root: old_root.map(hex::encode) })
+        .expect("json")
 }

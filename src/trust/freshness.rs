@@ -12,10 +12,8 @@ use crate::store::{Store, StoreError};
 pub fn facts(store: &Store, repo: &str) -> Result<BTreeMap<Kind, Facts>, StoreError> {
     let mut out = BTreeMap::new();
     let st = store.tuf_state(repo)?;
-    let expires = ["timestamp", "snapshot", "targets"]
-        .iter()
-        .filter_map(|r| st.bytes(r).and_then(crate::core::tuf::peek).map(|(_, _, e)| e))
-        .min();
+    let expires =
+        ["timestamp", "snapshot", "targets"].iter().filter_map(|r| st.bytes(r).and_then(crate::core::tuf::peek).map(|(_, _, e)| e)).min();
     out.insert(Kind::Tuf, Facts { fresh_since: st.status.last_success, expires, absent: st.current.is_empty() });
 
     // the trusted root: when the last CA stops being valid (none with an end: never)

@@ -63,7 +63,10 @@ pub struct Gatekeeper {
 
 impl std::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gatekeeper").field("templates", &self.templates.keys().collect::<Vec<_>>()).field("constraints", &self.constraints).finish()
+        f.debug_struct("Gatekeeper")
+            .field("templates", &self.templates.keys().collect::<Vec<_>>())
+            .field("constraints", &self.constraints)
+            .finish()
     }
 }
 
@@ -162,7 +165,9 @@ impl Gatekeeper {
         let t: TemplateSpec = serde_path_to_error::deserialize(spec).map_err(|e| format!("spec.{}: {}", e.path(), e.inner()))?;
         let kind = t.crd.spec.names.kind;
         if name != kind.to_lowercase() {
-            return Err(format!("metadata.name {name:?} must be the lower-case of spec.crd.spec.names.kind {kind:?} (Gatekeeper refuses it)"));
+            return Err(format!(
+                "metadata.name {name:?} must be the lower-case of spec.crd.spec.names.kind {kind:?} (Gatekeeper refuses it)"
+            ));
         }
         let target = t
             .targets
@@ -228,7 +233,13 @@ impl Gatekeeper {
                     .map_err(|e| format!("match.namespaceSelector: {e}"))?,
             };
         }
-        self.constraints.push(Constraint { name: name.into(), kind: kind.into(), action, matcher, parameters: c.parameters.unwrap_or_else(|| json!({})) });
+        self.constraints.push(Constraint {
+            name: name.into(),
+            kind: kind.into(),
+            action,
+            matcher,
+            parameters: c.parameters.unwrap_or_else(|| json!({})),
+        });
         Ok(())
     }
 
@@ -280,7 +291,11 @@ impl Gatekeeper {
                     }
                 }
                 // Gatekeeper turns evaluation errors into results (they deny under `deny`)
-                Err(err) => out.push(Finding { constraint: c.name.clone(), action: c.action, msg: format!("evaluating the template failed: {err}") }),
+                Err(err) => out.push(Finding {
+                    constraint: c.name.clone(),
+                    action: c.action,
+                    msg: format!("evaluating the template failed: {err}"),
+                }),
             }
         }
         out

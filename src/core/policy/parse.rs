@@ -649,8 +649,9 @@ impl PolicySet {
                     }
                     ("ClusterPolicy" | "Policy", "kyverno.io/v1" | "kyverno.io/v2beta1") => {
                         let ns = (doc.kind == "Policy").then(|| doc.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
-                        let c = super::kyverno::compile(&name, ns.as_deref(), serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?)
-                            .map_err(at)?;
+                        let c =
+                            super::kyverno::compile(&name, ns.as_deref(), serde_json::to_value(&doc.spec).map_err(|e| at(e.to_string()))?)
+                                .map_err(at)?;
                         warnings.extend(c.warnings.into_iter().map(at));
                         for p in c.policies {
                             if policies.iter().any(|x| x.name == p.name) {

@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn namespace_selectors_only_on_the_name_label() {
-        let s = Selector::namespace(&json!({"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": ["prod", "staging"]}]})).unwrap();
+        let s = Selector::namespace(
+            &json!({"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": ["prod", "staging"]}]}),
+        )
+        .unwrap();
         assert!(s.matches_namespace("prod") && !s.matches_namespace("dev"));
         let e = Selector::namespace(&json!({"matchLabels": {"env": "prod"}})).unwrap_err();
         assert!(e.contains("\"env\"") && e.contains("does not read"), "{e}");

@@ -359,11 +359,18 @@ fn what_would_reach_the_network_at_admission_is_refused_at_load() {
     let rego = "        type: rego\n        data: |\n          package sigstore\n          default isCompliant = false\n          isCompliant { http.send({\"method\": \"get\", \"url\": \"https://x\"}).status_code == 200 }\n";
     let e = PolicySet::parse(&cip("", rego), BannedList::default()).unwrap_err();
     assert!(e.contains("http.send"), "{e}");
-    let e = PolicySet::parse(&cip("    source: [{oci: \"r.example/signatures\"}]\n", "        type: cue\n        data: 'predicateType: string'\n"), BannedList::default())
-        .unwrap_err();
+    let e = PolicySet::parse(
+        &cip("    source: [{oci: \"r.example/signatures\"}]\n", "        type: cue\n        data: 'predicateType: string'\n"),
+        BannedList::default(),
+    )
+    .unwrap_err();
     assert!(e.contains("source"), "{e}");
     let e = PolicySet::parse(&cip("", "        type: cue\n        url: https://x/policy.cue\n"), BannedList::default()).unwrap_err();
     assert!(e.contains("inline"), "{e}");
-    let e = PolicySet::parse(&cip("", "        type: cue\n        data: |\n          import \"net/http\"\n          x: 1\n"), BannedList::default()).unwrap_err();
+    let e = PolicySet::parse(
+        &cip("", "        type: cue\n        data: |\n          import \"net/http\"\n          x: 1\n"),
+        BannedList::default(),
+    )
+    .unwrap_err();
     assert!(e.contains("net/http"), "{e}");
 }

@@ -298,7 +298,8 @@ impl OciMirror {
                 match sha {
                     None => Ok(None),
                     Some(h) => {
-                        let b = blob(h).ok_or_else(|| OciError::Malformed { what: what.clone(), detail: format!("blob {h} is missing") })?;
+                        let b =
+                            blob(h).ok_or_else(|| OciError::Malformed { what: what.clone(), detail: format!("blob {h} is missing") })?;
                         if sha256_hex(&b) != *h {
                             return Err(OciError::Digest { what: what.clone(), got: sha256_hex(&b), want: h.clone() });
                         }

@@ -52,7 +52,10 @@ pub fn layout_material(dir: &Path, reference: &str) -> Result<ImageMaterial, Oci
         .or_else(|| {
             let cands: Vec<&Value> = descs
                 .iter()
-                .filter(|d| !ref_name(d).is_some_and(|n| is_cosign_tag(&n)) && kind(d).is_none_or(|k| k.ends_with("/image") || k.ends_with("/imageIndex")))
+                .filter(|d| {
+                    !ref_name(d).is_some_and(|n| is_cosign_tag(&n))
+                        && kind(d).is_none_or(|k| k.ends_with("/image") || k.ends_with("/imageIndex"))
+                })
                 .collect();
             (cands.len() == 1).then(|| cands[0])
         })

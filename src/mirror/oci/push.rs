@@ -98,7 +98,6 @@ impl Pusher {
     }
 }
 
-
 /// Attach a Sigstore bundle to `subject_digest` as an OCI referrer (artifactType: the bundle
 /// v0.3 media type, as cosign v3 does) and list it in the referrers tag schema's index
 /// (`sha256-<hex>`). Returns the referrer manifest's digest.
@@ -132,7 +131,8 @@ pub async fn attach_bundle(
         Some((b, _)) => serde_json::from_slice::<Value>(&b)?["manifests"].as_array().cloned().unwrap_or_default(),
         None => vec![],
     };
-    manifests.push(json!({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": mbytes.len(), "artifactType": BUNDLE_V03, "annotations": ann}));
+    manifests
+        .push(json!({"mediaType": OCI_MANIFEST, "digest": mdigest, "size": mbytes.len(), "artifactType": BUNDLE_V03, "annotations": ann}));
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     p.push_manifest(repo, Some(&tag), OCI_INDEX, &serde_json::to_vec(&index)?).await?;
     Ok(mdigest)

@@ -88,9 +88,7 @@ fn image_pattern(p: &str, at: &str, warnings: &mut Vec<String>) -> Result<glob::
 
 fn keyless(k: &Keyless, at: &str, warnings: &mut Vec<String>) -> Result<Authority, String> {
     if k.roots.is_some() {
-        return Err(format!(
-            "{at}.roots: custom Fulcio roots are not a trust root here; put them in a trustmirror trust root instead"
-        ));
+        return Err(format!("{at}.roots: custom Fulcio roots are not a trust root here; put them in a trustmirror trust root instead"));
     }
     if k.additional_extensions.is_some() {
         return Err(format!("{at}.additionalExtensions is not supported (use subject/issuer)"));
@@ -137,7 +135,9 @@ fn attestor_set(s: &AttestorSet, at: &str, warnings: &mut Vec<String>) -> Result
             return Err(format!("{at}.certificates: certificate attestors are not supported (keys and keyless are)"));
         }
         if e.repository.is_some() {
-            return Err(format!("{at}.repository: signatures in another repository are looked up at admission time; mirror them with the image"));
+            return Err(format!(
+                "{at}.repository: signatures in another repository are looked up at admission time; mirror them with the image"
+            ));
         }
         if e.annotations.is_some() {
             return Err(format!("{at}.annotations: signature annotations are not supported"));
@@ -149,7 +149,8 @@ fn attestor_set(s: &AttestorSet, at: &str, warnings: &mut Vec<String>) -> Result
                     return Err(format!("{at}.keys: KMS and Secret keys are fetched at admission time; give publicKeys (PEM)"));
                 }
                 let pem = k.public_keys.as_deref().ok_or_else(|| format!("{at}.keys: publicKeys is required"))?;
-                let blocks: Vec<&str> = pem.split_inclusive("-----END PUBLIC KEY-----").map(str::trim).filter(|b| b.contains("BEGIN")).collect();
+                let blocks: Vec<&str> =
+                    pem.split_inclusive("-----END PUBLIC KEY-----").map(str::trim).filter(|b| b.contains("BEGIN")).collect();
                 if blocks.is_empty() {
                     return Err(format!("{at}.keys.publicKeys: no PEM public key"));
                 }
@@ -192,7 +193,11 @@ fn namespace_filter(d: &Description, at: &str, warnings: &mut Vec<String>) -> Re
         warnings.push(format!("{at}.operations: images are verified on every create and update"));
     }
     Ok(NamespaceFilter {
-        names: d.namespaces.iter().map(|n| glob::Pattern::new(n).map_err(|e| format!("{at}.namespaces: {n:?}: {e}"))).collect::<Result<_, _>>()?,
+        names: d
+            .namespaces
+            .iter()
+            .map(|n| glob::Pattern::new(n).map_err(|e| format!("{at}.namespaces: {n:?}: {e}")))
+            .collect::<Result<_, _>>()?,
         selector: d.namespace_selector.as_ref().map(Selector::namespace).transpose().map_err(|e| format!("{at}.namespaceSelector: {e}"))?,
     })
 }
@@ -278,14 +283,19 @@ pub fn compile(name: &str, namespace: Option<&str>, spec: Value) -> Result<Compi
                 .map(|(w, _)| *w)
                 .collect::<Vec<_>>()
                 .join("/");
-            warnings.push(format!("{at}: a {what} rule, not an image verification rule: not evaluated by trustmirror (keep it in Kyverno)"));
+            warnings
+                .push(format!("{at}: a {what} rule, not an image verification rule: not evaluated by trustmirror (keep it in Kyverno)"));
             continue;
         }
         if rule.context.is_some() {
-            return Err(format!("{at}.context: context entries (API calls, ConfigMaps, registry lookups) are resolved at admission time and cannot be decided offline"));
+            return Err(format!(
+                "{at}.context: context entries (API calls, ConfigMaps, registry lookups) are resolved at admission time and cannot be decided offline"
+            ));
         }
         if rule.preconditions.is_some() || rule.cel_preconditions.is_some() {
-            return Err(format!("{at}.preconditions are evaluated over the admission request: not supported (a rule without them applies always)"));
+            return Err(format!(
+                "{at}.preconditions are evaluated over the admission request: not supported (a rule without them applies always)"
+            ));
         }
         if rule.image_extractors.is_some() {
             return Err(format!("{at}.imageExtractors: images of custom resources are not supported"));
@@ -339,10 +349,14 @@ fn verify_images(
         Some(t) => return Err(format!("{at}.type {t}: only Cosign and SigstoreBundle signatures are verified")),
     }
     if vi.image_registry_credentials.is_some() {
-        return Err(format!("{at}.imageRegistryCredentials: the registry is read by the mirror, not at admission; configure its credentials there"));
+        return Err(format!(
+            "{at}.imageRegistryCredentials: the registry is read by the mirror, not at admission; configure its credentials there"
+        ));
     }
     if vi.repository.is_some() {
-        return Err(format!("{at}.repository: signatures in another repository are looked up at admission time; mirror them with the image"));
+        return Err(format!(
+            "{at}.repository: signatures in another repository are looked up at admission time; mirror them with the image"
+        ));
     }
     if vi.validate.is_some() {
         return Err(format!("{at}.validate: deny conditions over attestation contexts are not supported (use attestations[].conditions)"));
@@ -380,8 +394,12 @@ fn verify_images(
         skip_images.push(image_pattern(p, &at, warnings)?);
     }
     // legacy key/subject/issuer: one more attestor, on the attestations when there are some
-    let mut sets: Vec<(Vec<Authority>, usize)> =
-        vi.attestors.iter().enumerate().map(|(i, s)| attestor_set(s, &format!("{at}.attestors[{i}]"), warnings)).collect::<Result<_, _>>()?;
+    let mut sets: Vec<(Vec<Authority>, usize)> = vi
+        .attestors
+        .iter()
+        .enumerate()
+        .map(|(i, s)| attestor_set(s, &format!("{at}.attestors[{i}]"), warnings))
+        .collect::<Result<_, _>>()?;
     let legacy = match (&vi.key, &vi.subject, &vi.issuer) {
         (None, None, None) => None,
         (Some(k), _, _) => Some(Authority::key_pem(&format!("{at}.key"), k).map_err(|e| format!("{at}.key: {e}"))?),
@@ -401,8 +419,12 @@ fn verify_images(
         let check = conditions(&a.conditions, &format!("{at}.conditions"))?.map(Check::Kyverno);
         predicate_prefix_warning(&a.conditions, &format!("{at}.conditions"), warnings);
         let label = a.name.clone().unwrap_or_else(|| pt.clone());
-        let mut att_sets: Vec<(Vec<Authority>, usize)> =
-            a.attestors.iter().enumerate().map(|(j, s)| attestor_set(s, &format!("{at}.attestors[{j}]"), warnings)).collect::<Result<_, _>>()?;
+        let mut att_sets: Vec<(Vec<Authority>, usize)> = a
+            .attestors
+            .iter()
+            .enumerate()
+            .map(|(j, s)| attestor_set(s, &format!("{at}.attestors[{j}]"), warnings))
+            .collect::<Result<_, _>>()?;
         if let Some(l) = &legacy {
             att_sets.push((vec![l.clone()], 1));
         }

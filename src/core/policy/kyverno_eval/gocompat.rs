@@ -288,9 +288,7 @@ pub(super) fn parse_quantity(s: &str) -> Option<Quantity> {
         "Ti" => (true, 40),
         "Pi" => (true, 50),
         "Ei" => (true, 60),
-        x if x.len() > 1 && (x.starts_with('e') || x.starts_with('E')) => {
-            (false, i64::from(x[1..].parse::<i64>().ok()? as i32))
-        }
+        x if x.len() > 1 && (x.starts_with('e') || x.starts_with('E')) => (false, i64::from(x[1..].parse::<i64>().ok()? as i32)),
         _ => return None,
     };
     let mut digits: Vec<u8> = num.iter().chain(denom.iter()).map(|c| c - b'0').collect();
@@ -384,25 +382,23 @@ pub(super) fn parse_semver(s: &str) -> Option<SemVer> {
 }
 
 pub(super) fn semver_cmp(a: &SemVer, b: &SemVer) -> Ordering {
-    a.major.cmp(&b.major).then(a.minor.cmp(&b.minor)).then(a.patch.cmp(&b.patch)).then_with(|| {
-        match (a.pre.is_empty(), b.pre.is_empty()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => {
-                for (x, y) in a.pre.iter().zip(&b.pre) {
-                    let o = match (x, y) {
-                        (Pre::Num(p), Pre::Num(q)) => p.cmp(q),
-                        (Pre::Num(_), Pre::Str(_)) => Ordering::Less,
-                        (Pre::Str(_), Pre::Num(_)) => Ordering::Greater,
-                        (Pre::Str(p), Pre::Str(q)) => p.cmp(q),
-                    };
-                    if o != Ordering::Equal {
-                        return o;
-                    }
+    a.major.cmp(&b.major).then(a.minor.cmp(&b.minor)).then(a.patch.cmp(&b.patch)).then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            for (x, y) in a.pre.iter().zip(&b.pre) {
+                let o = match (x, y) {
+                    (Pre::Num(p), Pre::Num(q)) => p.cmp(q),
+                    (Pre::Num(_), Pre::Str(_)) => Ordering::Less,
+                    (Pre::Str(_), Pre::Num(_)) => Ordering::Greater,
+                    (Pre::Str(p), Pre::Str(q)) => p.cmp(q),
+                };
+                if o != Ordering::Equal {
+                    return o;
                 }
-                a.pre.len().cmp(&b.pre.len())
             }
+            a.pre.len().cmp(&b.pre.len())
         }
     })
 }

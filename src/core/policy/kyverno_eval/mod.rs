@@ -41,24 +41,21 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-pub mod query;
 mod gocompat;
 mod operators;
+pub mod query;
 
-use query::JpError;
-pub use operators::{apply_operator, wildcard_match};
 use gocompat::go_json;
+pub use operators::{apply_operator, wildcard_match};
+use query::JpError;
 
 const MAX_DEPTH: usize = 128;
 const MAX_ROUNDS: usize = 64;
 const MAX_STRING: usize = 1 << 20;
 
-static RE_VARIABLES: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(^|[^\\])(\{\{(?:\{[^{}]*\}|[^{}])*\}\})").expect("valid regex"));
-static RE_VARIABLE_INIT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\{\{(\{[^{}]*\}|[^{}])*\}\}").expect("valid regex"));
-static RE_REFERENCES: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\$\(.[^ ]*\)|[^\\]\$\(.[^ ]*\)").expect("valid regex"));
+static RE_VARIABLES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(^|[^\\])(\{\{(?:\{[^{}]*\}|[^{}])*\}\})").expect("valid regex"));
+static RE_VARIABLE_INIT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\{\{(\{[^{}]*\}|[^{}])*\}\}").expect("valid regex"));
+static RE_REFERENCES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\$\(.[^ ]*\)|[^\\]\$\(.[^ ]*\)").expect("valid regex"));
 static RE_ESC_REFERENCES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\\$\(.[^ )]*\)").expect("valid regex"));
 
 /// Evaluate a `conditions` list (`[{any: [...], all: [...]}]`, each condition {key, operator, value, message?}) against an attestation's in-toto statement, as Kyverno's EvaluateConditions does (predicate merged into the context root; `{{ }}` substitution in key and value; strict missing keys).
@@ -78,11 +75,7 @@ pub fn evaluate_conditions(conditions: &Value, statement: &Value) -> Result<Resu
 
 /// [`evaluate_conditions`] over a context root that already holds Kyverno's other entries
 /// (`request`, `images`, …; a JSON object, or null for none). The predicate is merged over it.
-pub fn evaluate_conditions_with_context(
-    conditions: &Value,
-    statement: &Value,
-    context: &Value,
-) -> Result<Result<(), String>, String> {
+pub fn evaluate_conditions_with_context(conditions: &Value, statement: &Value, context: &Value) -> Result<Result<(), String>, String> {
     let blocks = normalize(conditions)?;
     if blocks.is_empty() {
         return Ok(Ok(()));
@@ -100,9 +93,8 @@ pub fn evaluate_conditions_with_context(
     let delete = root.pointer("/request/operation").and_then(Value::as_str) == Some("DELETE");
     let ctx = Ctx { root: &root, predicate, delete };
     let doc = Value::Array(blocks.clone());
-    let substituted = ctx
-        .substitute_all(&doc, "", 0)
-        .map_err(|e| format!("failed to substitute variables in attestation conditions: {e}"))?;
+    let substituted =
+        ctx.substitute_all(&doc, "", 0).map_err(|e| format!("failed to substitute variables in attestation conditions: {e}"))?;
     for block in typed_blocks(&substituted, &blocks)? {
         let (ok, messages) = ctx.eval_block(&block)?;
         if !ok {
@@ -357,12 +349,8 @@ impl Ctx<'_> {
     }
 
     fn eval_cond(&self, c: &Cond) -> Result<(bool, String), String> {
-        let key = self
-            .substitute_all(&c.key, "", 0)
-            .map_err(|e| format!("failed to substitute variables in condition key: {e}"))?;
-        let value = self
-            .substitute_all(&c.value, "", 0)
-            .map_err(|e| format!("failed to substitute variables in condition value: {e}"))?;
+        let key = self.substitute_all(&c.key, "", 0).map_err(|e| format!("failed to substitute variables in condition key: {e}"))?;
+        let value = self.substitute_all(&c.value, "", 0).map_err(|e| format!("failed to substitute variables in condition value: {e}"))?;
         let ok = apply_operator(&key, &c.op, &value)?;
         let message = if c.message.is_empty() { describe(c, &key, &value) } else { c.message.clone() };
         Ok((ok, message))
@@ -470,9 +458,7 @@ impl Ctx<'_> {
         match query::search(q, self.root) {
             Ok(v) => Ok(v),
             Err(e @ JpError::Syntax(_)) => Err(fail(format!("incorrect query {q}: {e}"))),
-            Err(JpError::NotFound(k)) => {
-                Err(fail(format!("JMESPath query failed: Unknown key \"{k}\" in path{}", self.hint(q, &k))))
-            }
+            Err(JpError::NotFound(k)) => Err(fail(format!("JMESPath query failed: Unknown key \"{k}\" in path{}", self.hint(q, &k)))),
             Err(e @ JpError::Eval(_)) => Err(fail(format!("JMESPath query failed: {e}"))),
             Err(e @ JpError::Unsupported(_)) => Err(fail(e.to_string())),
         }
@@ -504,9 +490,7 @@ impl Ctx<'_> {
                 rest.to_string()
             }
         };
-        if missing == "predicate"
-            && (query == "predicate" || query.starts_with("predicate.") || query.starts_with("predicate["))
-        {
+        if missing == "predicate" && (query == "predicate" || query.starts_with("predicate.") || query.starts_with("predicate[")) {
             let rest = query["predicate".len()..].trim_start_matches('.');
             let suggestion = if rest.is_empty() { "@".to_string() } else { fix(rest) };
             return format!(

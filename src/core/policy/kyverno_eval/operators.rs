@@ -76,7 +76,6 @@ pub fn apply_operator(key: &Value, operator: &str, value: &Value) -> Result<bool
 
 // ---------------------------------------------------------------- Equals / NotEquals
 
-
 fn equals(key: &Value, value: &Value) -> bool {
     match key {
         Value::Bool(k) => value.as_bool() == Some(*k),
@@ -148,9 +147,7 @@ pub(crate) fn deep_eq(a: &Value, b: &Value) -> bool {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_eq(p, q)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| deep_eq(p, q)))
-        }
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| deep_eq(p, q))),
         _ => false,
     }
 }
@@ -474,12 +471,10 @@ enum PatOp {
     NotInRange,
 }
 
-static IN_RANGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)-([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)$").expect("valid regex")
-});
-static NOT_IN_RANGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)!-([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)$").expect("valid regex")
-});
+static IN_RANGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)-([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)$").expect("valid regex"));
+static NOT_IN_RANGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)!-([-|+]?[0-9]+(?:\.[0-9]+)?[A-Za-z]*)$").expect("valid regex"));
 
 /// `operator.GetOperatorFromStringPattern`.
 fn pattern_operator(p: &str) -> PatOp {
@@ -510,9 +505,7 @@ fn pattern_validate(value: &str, pattern: &str) -> bool {
     if value == pattern {
         return true;
     }
-    pattern
-        .split('|')
-        .any(|alt| alt.trim_matches(' ').split('&').all(|c| validate_string_pattern(value, c.trim_matches(' '))))
+    pattern.split('|').any(|alt| alt.trim_matches(' ').split('&').all(|c| validate_string_pattern(value, c.trim_matches(' '))))
 }
 
 fn validate_string_pattern(value: &str, pattern: &str) -> bool {
@@ -520,15 +513,11 @@ fn validate_string_pattern(value: &str, pattern: &str) -> bool {
     let range = |re: &Regex| re.captures(pattern).map(|c| (c[1].to_string(), c[2].to_string()));
     match op {
         PatOp::InRange => match range(&*IN_RANGE) {
-            Some((l, r)) => {
-                validate_string_pattern(value, &format!(">= {l}")) && validate_string_pattern(value, &format!("<= {r}"))
-            }
+            Some((l, r)) => validate_string_pattern(value, &format!(">= {l}")) && validate_string_pattern(value, &format!("<= {r}")),
             None => false,
         },
         PatOp::NotInRange => match range(&*NOT_IN_RANGE) {
-            Some((l, r)) => {
-                validate_string_pattern(value, &format!("< {l}")) || validate_string_pattern(value, &format!("> {r}"))
-            }
+            Some((l, r)) => validate_string_pattern(value, &format!("< {l}")) || validate_string_pattern(value, &format!("> {r}")),
             None => false,
         },
         _ => {
