@@ -27,8 +27,21 @@ struct Case {
     name: String,
     bundle_path: PathBuf,
     bundle: Vec<u8>,
-    artifact_path: PathBuf,
+    /// The artifact (message signatures), or None for DSSE bundles verified by their subject.
+    artifact_path: Option<PathBuf>,
     artifact: Vec<u8>,
+    /// SHA-512 subject (npm tarballs), when there is no artifact.
+    sha512: Option<[u8; 64]>,
+    identity: String,
+}
+
+impl Case {
+    fn subject(&self) -> Subject<'_> {
+        match self.sha512 {
+            Some(d) => Subject::Sha512(d),
+            None => Subject::Blob(&self.artifact),
+        }
+    }
 }
 
 fn root() -> PathBuf {
@@ -47,7 +60,60 @@ fn load() -> Vec<Case> {
                 bundle_path: d.join("bundle.sigstore.json"),
                 bundle: std::fs::read(d.join("bundle.sigstore.json")).unwrap(),
                 artifact: std::fs::read(&ap).unwrap(),
-                artifact_path: ap,
+                artifact_path: Some(ap),
+                sha512: None,
+                identity: IDENTITY.into(),
+            }
+        })
+        .collect()
+}
+
+/// npm packages' SLSA provenance bundles (DSSE, SHA-512 subjects; production, 2023–2024), as the
+/// registry serves them in its attestations documents. The 2023 (v0.1) bundles' chains end with
+/// the Fulcio root, which is dropped (`core::npm`, as `verify-blob-attestation` does) for every
+/// implementation alike.
+const NPM: &[(&str, &str)] = &[
+    (
+        "provenance-npm-test-cli-v02-prega",
+        "https://github.com/laurentsimon/provenance-npm-test/.github/workflows/release.yml@refs/heads/main",
+    ),
+    (
+        "supreme-googles-cli-v02-tag",
+        "https://github.com/trishankatdatadog/supreme-goggles/.github/workflows/npm-publish.yml@refs/tags/v1.0.5",
+    ),
+    (
+        "provenance-npm-test-ossf",
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_lowperms-generic_slsa3.yml@refs/tags/v1.6.0",
+    ),
+    ("provenance-npm-test-cli-v1-prega", "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main"),
+    ("gundam-visor-cli-v1-tag", "https://github.com/ramonpetgrave64/gundam-visor/.github/workflows/npm-publish.yml@refs/tags/v1.0.1"),
+];
+
+fn load_npm(dir: &Path) -> Vec<Case> {
+    let base = root().join("tests/fixtures/real-world/npm/slsa-verifier");
+    NPM.iter()
+        .map(|(n, identity)| {
+            let doc: Value = serde_json::from_slice(&std::fs::read(base.join(format!("{n}.tgz.json"))).unwrap()).unwrap();
+            // as verify-blob-attestation reads the document (the 2023 chains' trailing root dropped)
+            let b = trustmirror::core::npm::attestation_bundles(doc)
+                .into_iter()
+                .find(|b| {
+                    trustmirror::core::cosign::statement_of_bundle(&serde_json::to_vec(b).unwrap())
+                        .is_some_and(|s| s["predicateType"].as_str().unwrap_or_default().starts_with("https://slsa.dev/provenance/"))
+                })
+                .unwrap();
+            let bundle = serde_json::to_vec(&b).unwrap();
+            let bundle_path = dir.join(format!("{n}.sigstore.json"));
+            std::fs::write(&bundle_path, &bundle).unwrap();
+            let hex = std::fs::read_to_string(base.join(format!("{n}.tgz.sha512"))).unwrap();
+            Case {
+                name: n.to_string(),
+                bundle_path,
+                bundle,
+                artifact_path: None,
+                artifact: Vec::new(),
+                sha512: Some(hex::decode(hex.trim()).unwrap().try_into().unwrap()),
+                identity: identity.to_string(),
             }
         })
         .collect()
@@ -205,29 +271,31 @@ fn tools() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/trustmirror-tools"))
 }
 
-fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let cases = load();
+fn section(title: &str, cases: &[Case], tm_json: &Value, seconds: f64, work: &Path) {
     let tm = TrustedMaterial::production();
-    let tm_json: Value = serde_json::from_slice(trustmirror::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap();
-    let any = Authority::Keyless(IdentityPolicy {
-        san: Some(Matcher::Exact(IDENTITY.into())),
-        issuer: Some(Matcher::Exact(ISSUER.into())),
-        ..Default::default()
-    });
+    let authorities: Vec<Authority> = cases
+        .iter()
+        .map(|c| {
+            Authority::Keyless(IdentityPolicy {
+                san: Some(Matcher::Exact(c.identity.clone())),
+                issuer: Some(Matcher::Exact(ISSUER.into())),
+                ..Default::default()
+            })
+        })
+        .collect();
     let now = jiff::Timestamp::now();
-    for c in &cases {
-        verify_bundle(tm, &c.bundle, Subject::Blob(&c.artifact), &any, now).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    for (c, a) in cases.iter().zip(&authorities) {
+        verify_bundle(tm, &c.bundle, c.subject(), a, now).unwrap_or_else(|e| panic!("{}: {e}", c.name));
     }
-    println!("offline verification, {} production bundles ({}), one core", cases.len(), CASES.join(", "));
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    println!("{title}: {} bundles ({}), one core", cases.len(), names.join(", "));
 
     // trustmirror (full engine: parse + verify + policy), single thread
     let mut i = 0;
     let (ours, _) = per_sec(seconds, &mut || {
-        let c = &cases[i % cases.len()];
+        let k = i % cases.len();
         i += 1;
-        verify_bundle(tm, &c.bundle, Subject::Blob(&c.artifact), &any, now).unwrap();
+        verify_bundle(tm, &cases[k].bundle, cases[k].subject(), &authorities[k], now).unwrap();
     });
     println!("trustmirror:        {ours:>9.0} bundles/s   {:>7.1} µs/bundle", 1e6 / ours);
     if std::env::var_os("BENCH_ENGINE_ONLY").is_some() {
@@ -235,7 +303,7 @@ fn main() {
     }
 
     // floor: the bare signature verifications, same crypto library
-    let checks: Vec<Vec<SigCheck>> = cases.iter().map(|c| floor_checks(c, &tm_json)).collect();
+    let checks: Vec<Vec<SigCheck>> = cases.iter().map(|c| floor_checks(c, tm_json)).collect();
     let mut j = 0;
     let (floor, _) = per_sec(seconds, &mut || {
         for s in &checks[j % checks.len()] {
@@ -248,9 +316,14 @@ fn main() {
     println!("trustmirror / floor time: {:.2}x", floor / ours);
 
     // the other implementations, same bundles, same run
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("bundles.json");
-    let items: Vec<Value> = cases.iter().map(|c| json!({"bundle": c.bundle_path, "artifact": c.artifact_path})).collect();
+    let manifest = work.join(format!("{}.json", title.split_whitespace().next().unwrap_or("bundles")));
+    let items: Vec<Value> = cases
+        .iter()
+        .map(|c| {
+            json!({"bundle": c.bundle_path, "artifact": c.artifact_path, "digest": c.sha512.map(hex::encode),
+                   "identity": c.identity, "issuer": ISSUER})
+        })
+        .collect();
     let trusted_root = root().join("bundles/sigstore-production-trusted_root.json");
     std::fs::write(
         &manifest,
@@ -283,5 +356,17 @@ fn main() {
         }
     } else {
         println!("@sigstore/verify: not installed (.ci/install)");
+    }
+}
+
+fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let tm_json: Value = serde_json::from_slice(trustmirror::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    section("conformance production bundles", &load(), &tm_json, seconds, work.path());
+    if std::env::var_os("BENCH_ENGINE_ONLY").is_none() {
+        println!();
+        section("npm provenance (DSSE, sha512 subjects)", &load_npm(work.path()), &tm_json, seconds, work.path());
     }
 }

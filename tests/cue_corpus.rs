@@ -228,3 +228,53 @@ fn error_text_matching_tolerates_only_the_documented_differences() {
     assert!(!found(r#"k: conflicting values "Pod" and "Job""#, r#"j: conflicting values "Job" and "Pod""#));
     assert!(!found("k: conflicting values 1 and 2", r#"k: conflicting values "Job" and "Pod""#));
 }
+
+/// A ClusterImagePolicy whose CUE policy lives in a file beside it (`url: file:…`): read at load,
+/// relative to the policy files' directory or absolute, part of the policy version (an edit is a
+/// new version), decided like inline data; remote sources and ambiguous forms refused by name.
+#[test]
+fn cue_policies_kept_in_local_files() {
+    use trustmirror::admission::load_policy_and_sources;
+    use trustmirror::core::policy::{BannedList, PolicySet};
+    let dir = tempfile::tempdir().unwrap();
+    let cip = |url: &str| {
+        format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: c}}\nspec:\n  images: [{{glob: \"r.example/**\"}}]\n  authorities:\n  - keyless:\n      identities: [{{issuer: i, subject: s}}]\n    attestations:\n    - name: slsa\n      predicateType: https://slsa.dev/provenance/v1\n      policy:\n        type: cue\n        url: {url}\n"
+        )
+    };
+    let cue_file = dir.path().join("slsa.cue");
+    std::fs::write(&cue_file, "predicate: buildDefinition: buildType: \"https://example/build/v1\"\n").unwrap();
+    let policy = dir.path().join("cip.yaml");
+    let statement = |bt: &str| {
+        serde_json::json!({"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+            "subject": [], "predicate": {"buildDefinition": {"buildType": bt}}})
+    };
+    let load = |url: &str| {
+        std::fs::write(&policy, cip(url)).unwrap();
+        load_policy_and_sources(std::slice::from_ref(&policy), None)
+    };
+    for url in ["file:slsa.cue", &format!("file://{}", cue_file.display())] {
+        let (set, read) = load(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(read, vec![cue_file.clone()], "{url}");
+        let check = set.policies[0].attestations[0].check.clone().expect("a CUE check");
+        assert!(check.check(&statement("https://example/build/v1")).is_ok(), "{url}");
+        assert!(check.check(&statement("https://elsewhere/v1")).is_err(), "{url}");
+    }
+    // the file's content is part of the version
+    let (before, _) = load("file:slsa.cue").unwrap();
+    std::fs::write(&cue_file, "predicate: buildDefinition: buildType: \"https://example/build/v2\"\n").unwrap();
+    let (after, _) = load("file:slsa.cue").unwrap();
+    assert_ne!(before.version, after.version);
+    // refused, each for its reason
+    for (url, says) in [
+        ("file:missing.cue", "missing.cue"),
+        ("https://policies.example/slsa.cue", "fetched over the network"),
+        ("file://host/slsa.cue", "a path on this host"),
+    ] {
+        let e = load(url).unwrap_err().to_string();
+        assert!(e.contains(says), "{url}: {e}");
+    }
+    // without a reader (documents not loaded from files) a file reference is an error, not a pass
+    let e = PolicySet::parse(&cip("file:slsa.cue"), BannedList::default()).unwrap_err();
+    assert!(e.contains("loaded from files"), "{e}");
+}

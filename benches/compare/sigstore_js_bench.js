@@ -14,15 +14,15 @@ const verifier = new Verifier(toTrustMaterial(root), { tlogThreshold: 1, ctlogTh
 const items = man.items.map((it) => ({
   json: JSON.parse(fs.readFileSync(it.bundle, 'utf8')),
   artifact: it.artifact ? fs.readFileSync(it.artifact) : undefined,
+  policy: { subjectAlternativeName: it.identity || man.identity, extensions: { issuer: it.issuer || man.issuer } },
 }));
-const policy = { subjectAlternativeName: man.identity, extensions: { issuer: man.issuer } };
-for (const it of items) verifier.verify(toSignedEntity(bundleFromJSON(it.json), it.artifact), policy);
+for (const it of items) verifier.verify(toSignedEntity(bundleFromJSON(it.json), it.artifact), it.policy);
 let n = 0;
 const start = process.hrtime.bigint();
 const limit = BigInt(Math.round(parseFloat(secs) * 1e9));
 while (process.hrtime.bigint() - start < limit) {
   for (const it of items) {
-    verifier.verify(toSignedEntity(bundleFromJSON(it.json), it.artifact), policy);
+    verifier.verify(toSignedEntity(bundleFromJSON(it.json), it.artifact), it.policy);
     n += 1;
   }
 }

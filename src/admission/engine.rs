@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit;
 use super::cache::{self, DecisionCache, EvidenceCache};
-use super::loaders::{LoadError, load_exemptions_file, load_policy};
+use super::loaders::{LoadError, load_exemptions_file, load_policy, load_policy_and_sources};
 use super::metrics::{AdmissionMetrics, l};
 use crate::core::clock::Clock;
 use crate::core::material::MaterialRecord;
@@ -128,6 +128,8 @@ pub fn exemption_refusal(e: &Exemption, now: Timestamp, max: SignedDuration) -> 
 
 /// The admission engine: policy, trust, cache, exemptions, audit.
 pub struct Engine {
+    /// Attestation policy files the policy documents referenced at start (watched with them).
+    policy_sources: Vec<PathBuf>,
     pub(super) store: Arc<Store>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) opts: EngineOptions,
@@ -168,7 +170,7 @@ impl Engine {
         opts: EngineOptions,
         ingest: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> anyhow::Result<Self> {
-        let policy = load_policy(&opts.policy_files, opts.banned_file.as_ref())?;
+        let (policy, policy_sources) = load_policy_and_sources(&opts.policy_files, opts.banned_file.as_ref())?;
         let file_exemptions = match &opts.exemptions_file {
             Some(p) if p.exists() => load_exemptions_file(p)?,
             _ => vec![],
@@ -191,6 +193,7 @@ impl Engine {
             reload_error: Mutex::new(None),
             opts,
             policy: RwLock::new(Arc::new(policy)),
+            policy_sources,
             file_exemptions: RwLock::new(file_exemptions),
             store_exemptions: Mutex::new((None, Arc::new(vec![]))),
             trust,
@@ -258,6 +261,11 @@ impl Engine {
 
     pub fn policy(&self) -> Arc<PolicySet> {
         self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Attestation policy files the policy documents referenced when the engine started.
+    pub fn policy_sources(&self) -> &[PathBuf] {
+        &self.policy_sources
     }
 
     pub fn trust(&self) -> Arc<TrustStore> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use crate::core::policy::sources::Sources;
 use crate::core::policy::{BannedList, PolicySet};
 use crate::store::admission::{Exemption, Scope};
 
@@ -32,12 +33,26 @@ fn read(what: &'static str, p: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(p).map_err(|e| LoadError::Read { what, path, detail: e.to_string() })
 }
 
-/// Load policy documents and the banned list from files.
-pub fn load_policy(files: &[PathBuf], banned: Option<&PathBuf>) -> Result<PolicySet, LoadError> {
-    let mut text = String::new();
+/// Where a policy document's `url: file:PATH` is read from: an absolute path as written; a
+/// relative one from the directory of the policy files (which must then share one directory).
+pub fn policy_source_path(files: &[PathBuf], path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    match dirs.into_iter().collect::<Vec<_>>().as_slice() {
+        [d] => Ok(d.join(p)),
+        _ => Err(format!("{path}: a relative path needs the policy files in one directory; give an absolute path (file:///…)")),
+    }
+}
+
+/// Load policy documents and the banned list from files; attestation policies the documents keep
+/// in files (`url: file:…`) are read too. Returns the set and the files it read.
+pub fn load_policy_and_sources(files: &[PathBuf], banned: Option<&PathBuf>) -> Result<(PolicySet, Vec<PathBuf>), LoadError> {
+    let mut texts = vec![];
     for f in files {
-        text.push_str("\n---\n");
-        text.push_str(&read("policy", f)?);
+        texts.push((f.display().to_string(), read("policy", f)?));
     }
     let banned = match banned {
         None => BannedList::default(),
@@ -48,7 +63,20 @@ pub fn load_policy(files: &[PathBuf], banned: Option<&PathBuf>) -> Result<Policy
         })?,
     };
     let path = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
-    PolicySet::parse(&text, banned).map_err(|detail| LoadError::Invalid { what: "policy", path, detail })
+    let reader = |p: &str| -> Result<String, String> {
+        let full = policy_source_path(files, p)?;
+        read("attestation policy", &full).map_err(|e| e.to_string())
+    };
+    let sources = Sources::with(&reader);
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let set = PolicySet::parse_files_with(&refs, banned, &sources).map_err(|detail| LoadError::Invalid { what: "policy", path, detail })?;
+    let read_files = sources.paths().iter().filter_map(|p| policy_source_path(files, p).ok()).collect();
+    Ok((set, read_files))
+}
+
+/// Load policy documents and the banned list from files.
+pub fn load_policy(files: &[PathBuf], banned: Option<&PathBuf>) -> Result<PolicySet, LoadError> {
+    load_policy_and_sources(files, banned).map(|(s, _)| s)
 }
 
 /// Exemptions file (`exemptions:` list), as a ConfigMap carries it.

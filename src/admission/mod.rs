@@ -36,6 +36,6 @@ pub mod validate;
 pub mod watch;
 
 pub use engine::{Endpoint, Engine, EngineOptions, ImageOutcome};
-pub use loaders::{FILE_EXEMPTION_BASE, LoadError, load_exemptions_file, load_policy};
+pub use loaders::{FILE_EXEMPTION_BASE, LoadError, load_exemptions_file, load_policy, load_policy_and_sources, policy_source_path};
 pub use metrics::AdmissionMetrics;
 pub use report::{Report, report};

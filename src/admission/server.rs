@@ -208,6 +208,7 @@ pub async fn start(engine: Arc<Engine>, o: &WebhookOptions) -> anyhow::Result<We
     }
     let mut pfiles = engine.options().policy_files.clone();
     pfiles.extend(engine.options().banned_file.clone());
+    pfiles.extend(engine.policy_sources().iter().cloned());
     if !pfiles.is_empty() {
         let e = engine.clone();
         watches.push(super::watch::watch(pfiles, o.poll, move || {

@@ -9,12 +9,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use base64::Engine as _;
 use clap::Args;
 use serde_json::Value;
 
 use super::verify::VerifyFlags;
-use crate::core::verify::{Authority, Subject, verify_bundle};
+use crate::core::verify::{Subject, verify_bundle};
 
 pub const NPM_PUBLISH: &str = "https://github.com/npm/attestation/tree/main/specs/publish/v0.1";
 
@@ -48,38 +47,11 @@ fn subject_of(s: &str) -> anyhow::Result<Option<Subject<'static>>> {
     Ok(None)
 }
 
-/// The npm key a bundle's hint names, if valid at `t`.
-fn npm_key(keys: &Value, hint: &str, t: Option<jiff::Timestamp>) -> Result<Authority, String> {
-    let k = keys["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|k| k["keyId"] == hint && k["keyUsage"] == "npm:attestations")
-        .ok_or_else(|| format!("no npm attestation key {hint} in the registry keys"))?;
-    if let Some(t) = t {
-        let start = k.pointer("/publicKey/validFor/start").and_then(Value::as_str).and_then(|s| s.parse::<jiff::Timestamp>().ok());
-        let end = k.pointer("/publicKey/validFor/end").and_then(Value::as_str).and_then(|s| s.parse::<jiff::Timestamp>().ok());
-        if start.is_some_and(|s| t < s) || end.is_some_and(|e| t > e) {
-            return Err(format!("npm key {hint} was not valid at the signing time {t}"));
-        }
-    }
-    let raw = k.pointer("/publicKey/rawBytes").and_then(Value::as_str).ok_or("the key has no rawBytes")?;
-    let spki = base64::engine::general_purpose::STANDARD.decode(raw).map_err(|e| e.to_string())?;
-    Ok(Authority::Key { name: format!("npm:{hint}"), spki_der: spki })
-}
-
 pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
     let tm = a.flags.trusted_material()?;
     let text = std::fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
     let doc: Value = serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", a.bundle.display()))?;
-    let bundles: Vec<Value> = match doc.get("attestations").and_then(Value::as_array) {
-        // npm's registry served 2023 bundles (v0.1) whose chain ends with the Fulcio root. The
-        // conformance rule refuses a root in a bundle's chain (a client must never anchor on
-        // it); anchors here come only from the trusted root, so for npm's documents the
-        // redundant root is dropped rather than the attestation refused.
-        Some(list) => list.iter().map(|x| without_trailing_root(x["bundle"].clone())).collect(),
-        None => vec![doc],
-    };
+    let bundles = crate::core::npm::attestation_bundles(doc);
     let want = match a.predicate_type.as_str() {
         "npm-publish" => NPM_PUBLISH.to_string(),
         t => crate::core::cosign::predicate_type_for(t),
@@ -113,7 +85,7 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
         let authority = match (hint, &npm_keys) {
             (Some(h), Some(keys)) => {
                 // the key's window is checked against the entry's integrated time after verifying
-                match npm_key(keys, h, None) {
+                match crate::core::npm::registry_key(keys, h, None) {
                     Ok(a) => a,
                     Err(e) => {
                         failures.push(e);
@@ -126,7 +98,7 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
         match verify_bundle(&tm, &bytes, subject, &authority, now) {
             Ok(v) => {
                 if let (Some(h), Some(keys)) = (hint, &npm_keys)
-                    && let Err(e) = npm_key(keys, h, v.integrated_time)
+                    && let Err(e) = crate::core::npm::registry_key(keys, h, v.integrated_time)
                 {
                     failures.push(e);
                     continue;
@@ -159,20 +131,4 @@ pub fn run(a: VerifyBlobAttestationArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::json!({"verified": false, "predicateType": want, "errors": failures}));
     }
     Ok(1)
-}
-
-fn without_trailing_root(mut b: Value) -> Value {
-    use der::Decode;
-    let Some(certs) = b.pointer_mut("/verificationMaterial/x509CertificateChain/certificates").and_then(Value::as_array_mut) else {
-        return b;
-    };
-    if certs.len() > 1
-        && let Some(last) =
-            certs.last().and_then(|c| c["rawBytes"].as_str()).and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
-        && let Ok(c) = x509_cert::Certificate::from_der(&last)
-        && c.tbs_certificate.issuer == c.tbs_certificate.subject
-    {
-        certs.pop();
-    }
-    b
 }

@@ -10,6 +10,7 @@ pub mod legacy_att;
 pub mod material;
 pub mod merkle;
 pub mod nodepolicy;
+pub mod npm;
 pub mod pem;
 pub mod policy;
 pub mod reference;

@@ -42,6 +42,7 @@ pub mod parse;
 pub mod predicates;
 pub mod rego;
 pub mod selector;
+pub mod sources;
 
 pub use model::*;
 

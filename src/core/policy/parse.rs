@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::attestation::{Check, Signers};
 use super::model::*;
+use super::sources::Sources;
 use crate::core::cosign::predicate_type_for;
 use crate::core::reference::normalize_repository;
 use crate::core::verify::{Authority, IdentityPolicy, Matcher};
@@ -324,23 +325,25 @@ struct Compiled {
     warnings: Vec<String>,
 }
 
-fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str, warnings: &mut Vec<String>) -> Result<AttestationReq, String> {
+fn attestation(
+    a: &AttestationSpec,
+    authority: Option<usize>,
+    at: &str,
+    warnings: &mut Vec<String>,
+    sources: &Sources,
+) -> Result<AttestationReq, String> {
     let name = a.name.clone().unwrap_or_else(|| a.predicate_type.clone());
     let check = match &a.policy {
         None => None,
         Some(p) => {
-            if p.config_map_ref.is_some() || p.url.is_some() {
-                return Err(format!(
-                    "{at}.policy: configMapRef/url policies are fetched at admission time; give the policy inline as data"
-                ));
-            }
+            let text = |kind: &str| sources.policy_text(p.data.as_deref(), p.url.as_deref(), p.config_map_ref.is_some(), kind, at);
             match p.kind.as_str() {
                 "rego" => {
-                    let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a rego policy needs data"))?;
+                    let data = text("rego")?;
                     Some(Check::Rego(super::rego::compile(&format!("{name}.rego"), &data).map_err(|e| format!("{at}.policy: rego: {e}"))?))
                 }
                 "cue" => {
-                    let data = p.data.clone().ok_or_else(|| format!("{at}.policy: a cue policy needs data"))?;
+                    let data = text("cue")?;
                     let (cue, unused) = super::cue::compile_tolerant(&data).map_err(|e| format!("{at}.policy: cue: {e}"))?;
                     for u in unused {
                         warnings.push(format!(
@@ -357,7 +360,11 @@ fn attestation(a: &AttestationSpec, authority: Option<usize>, at: &str, warnings
     Ok(AttestationReq { name, predicate_type: predicate_type_for(&a.predicate_type), check, signers, every: false })
 }
 
-fn authorities(specs: &[AuthoritySpec], warnings: &mut Vec<String>) -> Result<(Vec<NamedAuthority>, Vec<AttestationReq>), String> {
+fn authorities(
+    specs: &[AuthoritySpec],
+    warnings: &mut Vec<String>,
+    sources: &Sources,
+) -> Result<(Vec<NamedAuthority>, Vec<AttestationReq>), String> {
     let mut out = vec![];
     let mut atts = vec![];
     let mut names = BTreeSet::new();
@@ -439,7 +446,7 @@ fn authorities(specs: &[AuthoritySpec], warnings: &mut Vec<String>) -> Result<(V
             Some(o) => return Err(format!("{at}.static.action {o:?}: pass or fail")),
         };
         for (j, att) in a.attestations.iter().enumerate() {
-            atts.push(attestation(att, Some(out.len()), &format!("{at}.attestations[{j}]"), warnings)?);
+            atts.push(attestation(att, Some(out.len()), &format!("{at}.attestations[{j}]"), warnings, sources)?);
         }
         out.push(NamedAuthority { name, alternatives, static_pass });
     }
@@ -462,7 +469,7 @@ fn threshold(t: Option<usize>, authorities: usize) -> Result<usize, String> {
     Ok(t)
 }
 
-fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Compiled, String> {
+fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec, sources: &Sources) -> Result<Compiled, String> {
     let mut warnings = vec![];
     if spec.policy.is_some() {
         return Err("spec.policy: policy-level CUE/Rego over the authorities' results is not supported; use attestation policies".into());
@@ -474,7 +481,7 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Comp
     if images.is_empty() {
         return Err("spec.images must list at least one glob".into());
     }
-    let (authorities, attestations) = authorities(&spec.authorities, &mut warnings)?;
+    let (authorities, attestations) = authorities(&spec.authorities, &mut warnings, sources)?;
     let threshold = threshold(spec.threshold, authorities.len())?;
     if spec.threshold.is_some() {
         warnings.push("spec.threshold is trustmirror's extension: policy-controller would refuse this document".into());
@@ -505,15 +512,15 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec) -> Result<Comp
     })
 }
 
-fn image_policy(name: &str, spec: ImagePolicySpec) -> Result<Compiled, String> {
+fn image_policy(name: &str, spec: ImagePolicySpec, sources: &Sources) -> Result<Compiled, String> {
     let mut warnings = vec![];
     let images = image_globs(&spec.images, "spec.images")?;
     if images.is_empty() {
         return Err("spec.images must list at least one glob".into());
     }
-    let (authorities, mut attestations) = authorities(&spec.authorities, &mut warnings)?;
+    let (authorities, mut attestations) = authorities(&spec.authorities, &mut warnings, sources)?;
     for (j, a) in spec.attestations.iter().enumerate() {
-        attestations.push(attestation(a, None, &format!("spec.attestations[{j}]"), &mut warnings)?);
+        attestations.push(attestation(a, None, &format!("spec.attestations[{j}]"), &mut warnings, sources)?);
     }
     let threshold = threshold(spec.threshold, authorities.len())?;
     let vulnerabilities = match spec.vulnerabilities {
@@ -603,6 +610,12 @@ impl PolicySet {
 
     /// Parse policy files (name, YAML); errors name the file, the document and the field.
     pub fn parse_files(files: &[(&str, &str)], banned: BannedList) -> Result<Self, String> {
+        Self::parse_files_with(files, banned, &Sources::default())
+    }
+
+    /// As [`PolicySet::parse_files`], reading attestation policies kept in files (`url: file:…`)
+    /// through `sources`; what it reads is part of the version.
+    pub fn parse_files_with(files: &[(&str, &str)], banned: BannedList, sources: &Sources) -> Result<Self, String> {
         let total: usize = files.iter().map(|(_, t)| t.len()).sum();
         if total > MAX_POLICY_TEXT {
             return Err(format!("policies: {total} bytes in all, more than the {MAX_POLICY_TEXT}-byte limit"));
@@ -628,10 +641,10 @@ impl PolicySet {
                 let at = |m: String| format!("{file}: document {} ({} {name}): {m}", n + 1, doc.kind);
                 let compiled = match (doc.kind.as_str(), doc.api_version.as_str()) {
                     ("ClusterImagePolicy", v) if v.starts_with("policy.sigstore.dev/") => {
-                        cluster_image_policy(&name, typed(doc.spec).map_err(at)?).map_err(at)?
+                        cluster_image_policy(&name, typed(doc.spec).map_err(at)?, sources).map_err(at)?
                     }
                     ("ImagePolicy", v) if v.starts_with("trustmirror.dev/") => {
-                        image_policy(&name, typed(doc.spec).map_err(at)?).map_err(at)?
+                        image_policy(&name, typed(doc.spec).map_err(at)?, sources).map_err(at)?
                     }
                     ("PolicyDefaults", v) if v.starts_with("trustmirror.dev/") => {
                         let d: DefaultsSpec = typed(doc.spec).map_err(at)?;
@@ -687,6 +700,12 @@ impl PolicySet {
             warnings.push(
                 "images no policy covers are denied (Kyverno admits them); a PolicyDefaults document with spec.noMatch: allow restores Kyverno's behaviour".into(),
             );
+        }
+        for (path, text) in sources.read_so_far.borrow().iter() {
+            h.update(path.as_bytes());
+            h.update([0]);
+            h.update(text.as_bytes());
+            h.update([0]);
         }
         h.update(serde_json::to_vec(&banned).expect("json"));
         Ok(Self {
