@@ -12,13 +12,11 @@
 //! 2. the SET: the log's key (by log ID, from the trusted root, valid at the integrated time)
 //!    signs RFC 8785 `{body, integratedTime, logID, logIndex}`;
 //! 3. the certificate chains to a Fulcio CA of the trusted root at the integrated time, with
-//!    the code-signing EKU (rustls-webpki, as sigstore-verify does);
+//!    the code-signing EKU (rustls-webpki, as sigstore-verify does), and carries an SCT signed
+//!    by a CT log of the trusted root (`core::sct`);
 //! 4. the DSSE signature (PAE) verifies with the certificate's key;
 //! 5. the in-toto statement names the image digest among its subjects;
 //! 6. the identity (SAN, issuer, Fulcio CI claims) is checked against the policy.
-//!
-//! Not checked, unlike the bundle path: the certificate's embedded SCT (sigstore-verify's SCT
-//! code is private; the SET and the chain still bind the certificate to the log and the CA).
 //!
 //! The mirror stores such an item as a small JSON wrapper ([`wrap`]) in place of a bundle, so it
 //! travels through ingest, admission and air-gap bundles like any other item and is verified
@@ -181,6 +179,8 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
         None,
     )
     .map_err(|e| err(Check::Certificate, format!("certificate chain at {integrated}: {e}")))?;
+    let cas: Vec<Vec<u8>> = intermediates.iter().chain(&anchors_der).cloned().collect();
+    crate::core::sct::verify_embedded(&tm.root, &cert, &cas)?;
 
     // 4. the DSSE signature with the certificate's key
     let info = sigstore_crypto::x509::parse_certificate_info(&DerCertificate::new(cert.clone()))

@@ -15,6 +15,7 @@ pub mod pem;
 pub mod policy;
 pub mod reference;
 pub(crate) mod rekor_log;
+pub mod sct;
 pub mod tlog;
 pub mod tuf;
 pub mod verify;

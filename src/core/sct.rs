@@ -1,0 +1,142 @@
+//! The signed certificate timestamp embedded in a Fulcio certificate (RFC 6962 §3.2), for the
+//! paths that verify certificates outside sigstore-verify (`core::legacy_att`): sigstore-verify
+//! checks SCTs on its own path, but its SCT code is private.
+//!
+//! Hand-written because no crate verifies an embedded precertificate SCT: x509-cert parses the
+//! SCT list (tls_codec), this module rebuilds the signed structure — the precertificate's TBS is
+//! the certificate's TBS without the SCT extension, re-encoded by `der` — and the CT log's key
+//! from the trusted root verifies it (sigstore-crypto).
+
+use der::{Decode, Encode};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use sigstore_trust_root::TrustedRoot;
+use sigstore_types::SignatureBytes;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::sct::{SignedCertificateTimestampList, Version};
+
+use super::verify::{Check, VerifyError, VerifyResult};
+
+const SCT_LIST_OID: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+
+fn err(m: impl Into<String>) -> VerifyError {
+    VerifyError::new(Check::Sct, m)
+}
+
+/// The RFC 6962 `digitally-signed` input of a precertificate SCT.
+fn signed_data(timestamp: u64, issuer_spki_der: &[u8], precert_tbs_der: &[u8], extensions: &[u8]) -> VerifyResult<Vec<u8>> {
+    let tbs_len =
+        u32::try_from(precert_tbs_der.len()).ok().filter(|n| *n < 1 << 24).ok_or_else(|| err("certificate too large for an SCT"))?;
+    let ext_len = u16::try_from(extensions.len()).map_err(|_| err("SCT extensions too large"))?;
+    let mut m = Vec::with_capacity(precert_tbs_der.len() + extensions.len() + 64);
+    m.push(0); // version v1
+    m.push(0); // signature_type certificate_timestamp
+    m.extend_from_slice(&timestamp.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes()); // entry_type precert_entry
+    m.extend_from_slice(&Sha256::digest(issuer_spki_der));
+    m.extend_from_slice(&tbs_len.to_be_bytes()[1..]);
+    m.extend_from_slice(precert_tbs_der);
+    m.extend_from_slice(&ext_len.to_be_bytes());
+    m.extend_from_slice(extensions);
+    Ok(m)
+}
+
+/// At least one SCT embedded in `leaf_der` is signed by a CT log of `root` (a key valid at the
+/// SCT's time) over the precertificate issued by one of `issuer_candidates` (DER certificates:
+/// the leaf's issuer is the one whose key hash the SCT was signed over).
+pub fn verify_embedded(root: &TrustedRoot, leaf_der: &[u8], issuer_candidates: &[Vec<u8>]) -> VerifyResult<()> {
+    let leaf = Certificate::from_der(leaf_der).map_err(|e| VerifyError::new(Check::Certificate, format!("the certificate: {e}")))?;
+    let mut tbs = leaf.tbs_certificate.clone();
+    let exts = tbs.extensions.take().unwrap_or_default();
+    let (sct_ext, rest): (Vec<_>, Vec<_>) = exts.into_iter().partition(|e| e.extn_id == SCT_LIST_OID);
+    let sct_ext = sct_ext.into_iter().next().ok_or_else(|| err("the certificate carries no embedded SCT"))?;
+    tbs.extensions = (!rest.is_empty()).then_some(rest);
+    let precert_tbs = tbs.to_der().map_err(|e| err(format!("re-encoding the precertificate: {e}")))?;
+    let list = SignedCertificateTimestampList::from_der(sct_ext.extn_value.as_bytes()).map_err(|e| err(format!("the SCT list: {e}")))?;
+    let scts = list.parse_timestamps().map_err(|e| err(format!("the SCT list: {e:?}")))?;
+    let issuers: Vec<Vec<u8>> = issuer_candidates
+        .iter()
+        .filter_map(|d| Certificate::from_der(d).ok())
+        .filter(|c| c.tbs_certificate.subject == leaf.tbs_certificate.issuer)
+        .filter_map(|c| c.tbs_certificate.subject_public_key_info.to_der().ok())
+        .collect();
+    if issuers.is_empty() {
+        return Err(VerifyError::new(Check::Certificate, "no issuer of the certificate among the trusted CAs"));
+    }
+    let mut why = String::from("no SCT");
+    for s in scts {
+        let sct = s.parse_timestamp().map_err(|e| err(format!("an SCT: {e:?}")))?;
+        if sct.version != Version::V1 {
+            why = "an SCT of an unknown version".into();
+            continue;
+        }
+        let at = Timestamp::from_millisecond(sct.timestamp as i64).map_err(|e| err(format!("the SCT's time: {e}")))?;
+        let Some(log) = root.ctlogs.iter().find(|l| {
+            l.log_id.key_id.as_bytes() == sct.log_id.key_id
+                && l.public_key.valid_for.as_ref().is_none_or(|w| w.start <= at && w.end.is_none_or(|e| at <= e))
+        }) else {
+            why = format!("the SCT's log {} is not a CT log of the trusted root at {at}", hex::encode(sct.log_id.key_id));
+            continue;
+        };
+        let key =
+            sigstore_crypto::VerificationKey::from_spki(&log.public_key.raw_bytes).map_err(|e| err(format!("the CT log's key: {e}")))?;
+        let sig = SignatureBytes::new(sct.signature.signature.as_slice().to_vec());
+        for issuer in &issuers {
+            if key.verify(&signed_data(sct.timestamp, issuer, &precert_tbs, sct.extensions.as_slice())?, &sig).is_ok() {
+                return Ok(());
+            }
+        }
+        why = "the SCT's signature does not verify with its log's key".into();
+    }
+    Err(err(why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    const BUNDLE: &[u8] =
+        include_bytes!("../../tests/fixtures/sigstore/sigstore-conformance/test/assets/bundle-verify/happy-path-v0.3/bundle.sigstore.json");
+
+    fn leaf() -> Vec<u8> {
+        let b: serde_json::Value = serde_json::from_slice(BUNDLE).unwrap();
+        B64.decode(b["verificationMaterial"]["certificate"]["rawBytes"].as_str().unwrap()).unwrap()
+    }
+
+    fn cas(root: &TrustedRoot) -> Vec<Vec<u8>> {
+        root.certificate_authorities
+            .iter()
+            .flat_map(|c| c.cert_chain.certificates.iter().map(|x| x.raw_bytes.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_production_certificates_sct_verifies_and_a_forged_one_does_not() {
+        let root = &crate::core::verify::TrustedMaterial::production().root;
+        verify_embedded(root, &leaf(), &cas(root)).unwrap();
+
+        // one bit of the SCT signature flipped (the last bytes of the extension are the signature)
+        let mut cert = Certificate::from_der(&leaf()).unwrap();
+        let exts = cert.tbs_certificate.extensions.as_mut().unwrap();
+        let e = exts.iter_mut().find(|e| e.extn_id == SCT_LIST_OID).unwrap();
+        let mut v = e.extn_value.as_bytes().to_vec();
+        let n = v.len();
+        v[n - 3] ^= 1;
+        e.extn_value = der::asn1::OctetString::new(v).unwrap();
+        let forged = cert.to_der().unwrap();
+        let e = verify_embedded(root, &forged, &cas(root)).unwrap_err();
+        assert_eq!(e.check, Check::Sct, "{}", e.detail);
+
+        // a trusted root without that CT log
+        let mut no_ct = root.clone();
+        no_ct.ctlogs.clear();
+        let e = verify_embedded(&no_ct, &leaf(), &cas(root)).unwrap_err();
+        assert!(e.detail.contains("not a CT log of the trusted root"), "{}", e.detail);
+
+        // no CA that issued it
+        let e = verify_embedded(root, &leaf(), &[]).unwrap_err();
+        assert_eq!(e.check, Check::Certificate);
+    }
+}
