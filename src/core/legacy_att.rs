@@ -220,14 +220,7 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     }
 
     // 6. who signed
-    let c = &info.ci_claims;
-    let claims = Claims {
-        source_repository: c.source_repository_uri.clone(),
-        source_ref: c.source_repository_ref.clone(),
-        build_config: c.build_config_uri.clone(),
-        build_signer: c.build_signer_uri.clone(),
-        runner_environment: c.runner_environment.clone(),
-    };
+    let claims = Claims::from(&info.ci_claims);
     let san = info.identity.as_ref().map(|s| s.as_str().to_string());
     match authority {
         Authority::Keyless(p) => super::verify::check_identity(p, san.as_deref(), info.issuer.as_deref(), &claims)?,

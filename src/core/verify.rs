@@ -374,6 +374,18 @@ pub struct Claims {
     pub runner_environment: Option<String>,
 }
 
+impl From<&sigstore_crypto::x509::FulcioCiClaims> for Claims {
+    fn from(c: &sigstore_crypto::x509::FulcioCiClaims) -> Self {
+        Claims {
+            source_repository: c.source_repository_uri.clone(),
+            source_ref: c.source_repository_ref.clone(),
+            build_config: c.build_config_uri.clone(),
+            build_signer: c.build_signer_uri.clone(),
+            runner_environment: c.runner_environment.clone(),
+        }
+    }
+}
+
 /// An in-toto statement carried by a DSSE envelope.
 #[derive(Debug, Clone, Serialize)]
 pub struct Statement {
@@ -594,14 +606,7 @@ pub fn verify_parsed(
             crate::core::rekor_log::verify_log_entries(tm.rekor_keys(), bundle, now)?;
             let cert =
                 r.certificate().ok_or_else(|| VerifyError::new(Check::Certificate, "keyless verification produced no certificate"))?;
-            let c = &cert.ci_claims;
-            let claims = Claims {
-                source_repository: c.source_repository_uri.clone(),
-                source_ref: c.source_repository_ref.clone(),
-                build_config: c.build_config_uri.clone(),
-                build_signer: c.build_signer_uri.clone(),
-                runner_environment: c.runner_environment.clone(),
-            };
+            let claims = Claims::from(&cert.ci_claims);
             let san = r.identity().map(|s| s.as_str().to_string());
             let issuer = r.issuer().map(str::to_string);
             check_identity(p, san.as_deref(), issuer.as_deref(), &claims)?;
