@@ -285,6 +285,40 @@ impl Rekor {
         spki
     }
 
+    /// The tiles log's ID as Rekor v2 logs are listed in trusted roots:
+    /// SHA-256(origin || "\n" || 0x01 || Ed25519 key) — its first four bytes are the checkpoint's
+    /// signed-note key ID (production `log2025-1` is listed this way).
+    pub fn tiles_log_id(&self) -> [u8; 32] {
+        use aws_lc_rs::signature::KeyPair;
+        let mut h = Sha256::new();
+        h.update(self.tiles_origin().as_bytes());
+        h.update(b"\n\x01");
+        h.update(self.tiles_key().public_key().as_ref());
+        h.finalize().into()
+    }
+
+    /// Append a body as a Rekor v2 log does and return the bundle's `TransparencyLogEntry`: no
+    /// integrated time and no SET; the inclusion proof reaches the tiles checkpoint.
+    pub fn append_v2(&mut self, body: &Value) -> Value {
+        let canonical = jcs(body);
+        let idx = self.push_raw(canonical.clone(), 0);
+        let v = self.view(false);
+        let size = v.leaves.len() as u64;
+        json!({
+            "logIndex": idx.to_string(),
+            "logId": {"keyId": B64.encode(self.tiles_log_id())},
+            "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+            "inclusionProof": {
+                "logIndex": idx.to_string(),
+                "rootHash": B64.encode(merkle::root(&v.leaves)),
+                "treeSize": size.to_string(),
+                "hashes": merkle::inclusion_proof(idx as usize, &v.leaves).iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+                "checkpoint": {"envelope": self.tiles_checkpoint(false, size)},
+            },
+            "canonicalizedBody": B64.encode(&canonical),
+        })
+    }
+
     /// The tiles log's checkpoint for the first `size` leaves of a view.
     pub fn tiles_checkpoint(&self, fork: bool, size: u64) -> String {
         use aws_lc_rs::signature::KeyPair;

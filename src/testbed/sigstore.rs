@@ -181,6 +181,53 @@ impl SigstoreStack {
         Signed { bundle, signature, entry, timestamp }
     }
 
+    /// A Rekor v2 `hashedrekord` 0.0.2 body: the SHA-256 of what was signed, the signature, and
+    /// the verifier — the certificate (keyless) or the public key.
+    fn hashedrekord_v2_body(signer: &Signer, digest: &[u8], signature: &[u8]) -> Value {
+        let verifier = match signer {
+            Signer::Keyless { cert_der, .. } => {
+                json!({"x509Certificate": {"rawBytes": B64.encode(cert_der)}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"})
+            }
+            Signer::Key { key } => json!({"publicKey": {"rawBytes": B64.encode(&key.spki)}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}),
+        };
+        json!({"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": {
+            "data": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
+            "signature": {"content": B64.encode(signature), "verifier": verifier}}}})
+    }
+
+    /// Verification material for a Rekor v2 entry: the entry and the RFC 3161 timestamp v2
+    /// requires (Rekor v2 gives no integrated time). Key-signed bundles name their key by hint.
+    fn v2_material(&self, signer: &Signer, body: &Value, signature: &[u8], at: Timestamp) -> Value {
+        let entry = self.rekor.lock().unwrap_or_else(|e| e.into_inner()).append_v2(body);
+        let mut vm = signer.verification_material();
+        vm["tlogEntries"] = json!([entry]);
+        vm["timestampVerificationData"] =
+            json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(self.tsa.stamp(signature, at, None))}]});
+        vm
+    }
+
+    /// `cosign sign-blob` as cosign v3 does by default: bundle v0.3, Rekor v2 (hashedrekord
+    /// 0.0.2 in the tiles log), RFC 3161 timestamp. Verify with [`Self::trusted_root_with_tiles`].
+    pub fn sign_blob_rekor_v2(&self, signer: &Signer, artifact: &[u8], at: Timestamp) -> Value {
+        let digest = Sha256::digest(artifact);
+        let signature = signer.key().sign(artifact);
+        let vm = self.v2_material(signer, &Self::hashedrekord_v2_body(signer, &digest, &signature), &signature, at);
+        json!({"mediaType": BUNDLE_V03, "verificationMaterial": vm,
+            "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)}, "signature": B64.encode(&signature)}})
+    }
+
+    /// `cosign attest` (v3, `--new-bundle-format`) with Rekor v2: the DSSE envelope logged as a
+    /// hashedrekord 0.0.2 over its PAE, RFC 3161 timestamp.
+    pub fn attest_rekor_v2(&self, signer: &Signer, statement: &Value, at: Timestamp) -> Value {
+        let payload = serde_json::to_vec(statement).expect("json");
+        let (_, signature) = self.dsse(signer, INTOTO_PAYLOAD_TYPE, &payload);
+        let digest = Sha256::digest(pae(INTOTO_PAYLOAD_TYPE, &payload));
+        let vm = self.v2_material(signer, &Self::hashedrekord_v2_body(signer, &digest, &signature), &signature, at);
+        json!({"mediaType": BUNDLE_V03, "verificationMaterial": vm,
+            "dsseEnvelope": {"payload": B64.encode(&payload), "payloadType": INTOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": B64.encode(&signature), "keyid": ""}]}})
+    }
+
     /// Log a DSSE envelope as cosign's legacy `attest` does (intoto 0.0.2 entry), for `.att`.
     pub fn log_intoto(&self, signer: &Signer, env: &[u8], payload: &[u8], signature: &[u8], at: Timestamp) -> LogEntry {
         self.log(&rekor::intoto_body(env, INTOTO_PAYLOAD_TYPE, payload, signature, &signer.verifier_pem_b64()), at)
@@ -220,7 +267,7 @@ impl SigstoreStack {
         tr["tlogs"].as_array_mut().expect("tlogs").push(json!({
             "baseUrl": format!("{base_url}/tiles"), "hashAlgorithm": "SHA2_256",
             "publicKey": {"rawBytes": B64.encode(&spki), "keyDetails": "PKIX_ED25519", "validFor": {"start": self.valid_from.to_string()}},
-            "logId": {"keyId": B64.encode(Sha256::digest(&spki))}}));
+            "logId": {"keyId": B64.encode(self.rekor.lock().unwrap_or_else(|e| e.into_inner()).tiles_log_id())}}));
         tr
     }
 
