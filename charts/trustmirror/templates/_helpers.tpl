@@ -54,6 +54,8 @@ admission:
 {{- end -}}
 
 {{/* The resources every webhook entry matches. */}}
+{{/* The kinds the webhooks see: every Pod-bearing kind, and (validating webhooks only, `extra`)
+     admission.extraRules — the kinds Gatekeeper constraints in the policy match. */}}
 {{- define "trustmirror.rules" }}
   rules:
   - operations: [CREATE, UPDATE]
@@ -68,6 +70,11 @@ admission:
     apiGroups: [batch]
     apiVersions: [v1]
     resources: [jobs, cronjobs]
+  {{- if .extra }}
+  {{- range .root.Values.admission.extraRules }}
+  - {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- end }}
   admissionReviewVersions: [v1]
   sideEffects: None
 {{- end }}
