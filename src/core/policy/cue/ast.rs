@@ -68,6 +68,16 @@ pub(super) struct StructLit {
     pub(super) pos: Pos,
 }
 
+impl StructLit {
+    /// The labels of the regular fields the struct declares.
+    pub(super) fn field_labels(&self) -> impl Iterator<Item = &Label> {
+        self.decls.iter().filter_map(|d| match d {
+            Decl::Field { label, .. } => Some(label),
+            _ => None,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(super) enum Decl {
     Field { label: Label, marker: Marker, value: Expr },

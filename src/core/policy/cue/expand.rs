@@ -110,14 +110,7 @@ impl<'a> Engine<'a> {
         let f = self.frames.len();
         self.frames.push(Frame { parent: env, vertex: v });
         if let Some(cid) = fl.close {
-            let labels: Vec<Label> = s
-                .decls
-                .iter()
-                .filter_map(|d| match d {
-                    Decl::Field { label, .. } => Some(label.clone()),
-                    _ => None,
-                })
-                .collect();
+            let labels: Vec<Label> = s.field_labels().cloned().collect();
             let groups = &mut self.vs[v].groups;
             let idx = match groups.iter().position(|(k, _)| *k == cid) {
                 Some(i) => i,

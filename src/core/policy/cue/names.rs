@@ -40,14 +40,7 @@ impl Resolver {
     }
 
     pub(super) fn structure(&mut self, s: &mut StructLit) -> Result<(), String> {
-        let labels: HashSet<Label> = s
-            .decls
-            .iter()
-            .filter_map(|d| match d {
-                Decl::Field { label, .. } => Some(label.clone()),
-                _ => None,
-            })
-            .collect();
+        let labels: HashSet<Label> = s.field_labels().cloned().collect();
         self.scopes.push(labels);
         for d in &mut s.decls {
             match d {
