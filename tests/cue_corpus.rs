@@ -278,3 +278,36 @@ fn cue_policies_kept_in_local_files() {
     let e = PolicySet::parse(&cip("file:slsa.cue"), BannedList::default()).unwrap_err();
     assert!(e.contains("loaded from files"), "{e}");
 }
+
+/// The webhook's engine follows the files its policy documents reference: after a reload that
+/// points a policy at another file, that file is the one watched, and editing it is a new policy.
+#[test]
+fn the_engine_follows_the_policy_files_its_documents_reference() {
+    use std::sync::Arc;
+    use trustmirror::admission::{Engine, EngineOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let cip = |file: &str| {
+        format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: c}}\nspec:\n  images: [{{glob: \"r.example/**\"}}]\n  authorities:\n  - keyless:\n      identities: [{{issuer: i, subject: s}}]\n    attestations:\n    - name: slsa\n      predicateType: https://slsa.dev/provenance/v1\n      policy: {{type: cue, url: \"file:{file}\"}}\n"
+        )
+    };
+    let policy = dir.path().join("cip.yaml");
+    std::fs::write(dir.path().join("a.cue"), "predicate: {}\n").unwrap();
+    std::fs::write(dir.path().join("b.cue"), "predicate: {}\n").unwrap();
+    std::fs::write(&policy, cip("a.cue")).unwrap();
+    let store = Arc::new(trustmirror::store::Store::open(dir.path().join("s.redb")).unwrap());
+    let e = Engine::new(
+        store,
+        Arc::new(trustmirror::core::clock::SystemClock),
+        EngineOptions { policy_files: vec![policy.clone()], ..Default::default() },
+        None,
+    )
+    .unwrap();
+    assert_eq!(e.policy_sources(), vec![dir.path().join("a.cue")]);
+    std::fs::write(&policy, cip("b.cue")).unwrap();
+    assert_eq!(e.reload_policy(), Ok(true));
+    assert_eq!(e.policy_sources(), vec![dir.path().join("b.cue")]);
+    assert_eq!(e.reload_policy(), Ok(false), "nothing changed");
+    std::fs::write(dir.path().join("b.cue"), "predicate: buildDefinition: {}\n").unwrap();
+    assert_eq!(e.reload_policy(), Ok(true), "an edit of the referenced file is a new policy");
+}

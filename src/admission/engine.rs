@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit;
 use super::cache::{self, DecisionCache, EvidenceCache};
-use super::loaders::{LoadError, load_exemptions_file, load_policy, load_policy_and_sources};
+use super::loaders::{LoadError, load_exemptions_file, load_policy_and_sources};
 use super::metrics::{AdmissionMetrics, l};
 use crate::core::clock::Clock;
 use crate::core::material::MaterialRecord;
@@ -128,8 +128,8 @@ pub fn exemption_refusal(e: &Exemption, now: Timestamp, max: SignedDuration) -> 
 
 /// The admission engine: policy, trust, cache, exemptions, audit.
 pub struct Engine {
-    /// Attestation policy files the policy documents referenced at start (watched with them).
-    policy_sources: Vec<PathBuf>,
+    /// Attestation policy files the current policy documents reference (watched with them).
+    policy_sources: RwLock<Vec<PathBuf>>,
     pub(super) store: Arc<Store>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) opts: EngineOptions,
@@ -193,7 +193,7 @@ impl Engine {
             reload_error: Mutex::new(None),
             opts,
             policy: RwLock::new(Arc::new(policy)),
-            policy_sources,
+            policy_sources: RwLock::new(policy_sources),
             file_exemptions: RwLock::new(file_exemptions),
             store_exemptions: Mutex::new((None, Arc::new(vec![]))),
             trust,
@@ -263,9 +263,9 @@ impl Engine {
         self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Attestation policy files the policy documents referenced when the engine started.
-    pub fn policy_sources(&self) -> &[PathBuf] {
-        &self.policy_sources
+    /// Attestation policy files the current policy documents reference.
+    pub fn policy_sources(&self) -> Vec<PathBuf> {
+        self.policy_sources.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn trust(&self) -> Arc<TrustStore> {
@@ -274,8 +274,9 @@ impl Engine {
 
     /// Re-read policy and banned list; keep the old policy when the new one does not parse.
     pub fn reload_policy(&self) -> Result<bool, LoadError> {
-        match load_policy(&self.opts.policy_files, self.opts.banned_file.as_ref()) {
-            Ok(p) => {
+        match load_policy_and_sources(&self.opts.policy_files, self.opts.banned_file.as_ref()) {
+            Ok((p, sources)) => {
+                *self.policy_sources.write().unwrap_or_else(|e| e.into_inner()) = sources;
                 *self.reload_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 for w in &p.warnings {
                     tracing::warn!(warning = %w, "policy");

@@ -208,10 +208,12 @@ pub async fn start(engine: Arc<Engine>, o: &WebhookOptions) -> anyhow::Result<We
     }
     let mut pfiles = engine.options().policy_files.clone();
     pfiles.extend(engine.options().banned_file.clone());
-    pfiles.extend(engine.policy_sources().iter().cloned());
     if !pfiles.is_empty() {
-        let e = engine.clone();
-        watches.push(super::watch::watch(pfiles, o.poll, move || {
+        let (e, e2) = (engine.clone(), engine.clone());
+        // the policy files, the banned list, and whatever attestation policy files the current
+        // documents reference (the list follows reloads)
+        let list = move || pfiles.iter().cloned().chain(e2.policy_sources()).collect::<Vec<_>>();
+        watches.push(super::watch::watch_list(list, o.poll, move || {
             let _ = e.reload_policy();
         }));
     }

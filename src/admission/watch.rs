@@ -36,8 +36,19 @@ fn fingerprint(files: &[PathBuf]) -> Vec<u8> {
 
 /// Call `on_change` (on a blocking thread) whenever the content of any of `files` changes.
 pub fn watch(files: Vec<PathBuf>, poll: Duration, on_change: impl Fn() + Send + Sync + 'static) -> Watch {
+    watch_list(move || files.clone(), poll, on_change)
+}
+
+/// As [`watch`], over a list that may change between checks (`files` is asked each time): the
+/// attestation policy files the current policy documents reference, say. Directory events are
+/// watched for the files listed at the start; files added later are caught by polling.
+pub fn watch_list(
+    files: impl Fn() -> Vec<PathBuf> + Send + Sync + 'static,
+    poll: Duration,
+    on_change: impl Fn() + Send + Sync + 'static,
+) -> Watch {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
-    let mut dirs: Vec<PathBuf> = files
+    let mut dirs: Vec<PathBuf> = files()
         .iter()
         .filter_map(|f| f.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }))
         .collect();
@@ -56,15 +67,20 @@ pub fn watch(files: Vec<PathBuf>, poll: Duration, on_change: impl Fn() + Send + 
         w
     });
     let on_change = std::sync::Arc::new(on_change);
+    let files = std::sync::Arc::new(files);
     let task = tokio::spawn(async move {
-        let mut last = fingerprint(&files);
+        let fp = {
+            let files = files.clone();
+            move || fingerprint(&files())
+        };
+        let mut last = fp();
         loop {
             tokio::select! {
                 _ = rx.recv() => { tokio::time::sleep(Duration::from_millis(100)).await; while rx.try_recv().is_ok() {} }
                 _ = tokio::time::sleep(poll) => {}
             }
-            let f2 = files.clone();
-            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&f2)).await else { continue };
+            let f2 = fp.clone();
+            let Ok(now) = tokio::task::spawn_blocking(f2).await else { continue };
             if now != last {
                 last = now;
                 let cb = on_change.clone();
@@ -73,4 +89,42 @@ pub fn watch(files: Vec<PathBuf>, poll: Duration, on_change: impl Fn() + Send + 
         }
     });
     Watch { _watcher: watcher, task }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a change is reported").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_added_to_the_list_later_is_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.cue"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b1").unwrap();
+        let list = Arc::new(Mutex::new(vec![a.clone()]));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let l = list.clone();
+        let _w = watch_list(
+            move || l.lock().unwrap().clone(),
+            Duration::from_millis(50),
+            move || {
+                let _ = tx.send(());
+            },
+        );
+        // b is not listed yet: its edits are not changes
+        std::fs::write(&b, "b2").unwrap();
+        // listing it is a change (the fingerprint covers the list), and so is each later edit
+        list.lock().unwrap().push(b.clone());
+        next(&mut rx).await;
+        std::fs::write(&b, "b3").unwrap();
+        next(&mut rx).await;
+        std::fs::write(&a, "a2").unwrap();
+        next(&mut rx).await;
+        assert!(rx.try_recv().is_err(), "one report per change");
+    }
 }
