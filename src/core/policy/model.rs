@@ -193,6 +193,41 @@ pub struct Policy {
     pub vsa: Option<VsaReq>,
 }
 
+impl Policy {
+    /// A policy that requires `threshold` of `authorities` (and `attestations`) for `images`,
+    /// enforced everywhere, with no other requirement; formats set the rest with `..`.
+    pub fn new(
+        name: String,
+        kind: &str,
+        images: Vec<glob::Pattern>,
+        authorities: Vec<NamedAuthority>,
+        threshold: usize,
+        attestations: Vec<AttestationReq>,
+    ) -> Self {
+        Policy {
+            name,
+            kind: kind.into(),
+            images,
+            skip_images: vec![],
+            mode: Mode::Enforce,
+            namespace_modes: BTreeMap::new(),
+            scope: None,
+            trust_root: None,
+            authorities,
+            threshold,
+            attestations,
+            provenance: None,
+            sbom_required: false,
+            vulnerabilities: None,
+            base_images: None,
+            registries: None,
+            require_digest: false,
+            transparency: None,
+            vsa: None,
+        }
+    }
+}
+
 /// `vsa:` — verifiers whose summaries (VSA v1, signed with their key, about this digest, PASSED)
 /// stand for this policy's properties while younger than `max_age`.
 #[derive(Debug, Clone)]

@@ -488,25 +488,8 @@ fn cluster_image_policy(name: &str, spec: ClusterImagePolicySpec, sources: &Sour
     }
     Ok(Compiled {
         policy: Policy {
-            name: name.into(),
-            kind: "ClusterImagePolicy".into(),
-            images,
-            skip_images: vec![],
             mode: spec.mode.unwrap_or(Mode::Enforce),
-            namespace_modes: BTreeMap::new(),
-            scope: None,
-            trust_root: None,
-            threshold,
-            authorities,
-            attestations,
-            provenance: None,
-            sbom_required: false,
-            vulnerabilities: None,
-            base_images: None,
-            registries: None,
-            require_digest: false,
-            transparency: None,
-            vsa: None,
+            ..Policy::new(name.into(), "ClusterImagePolicy", images, authorities, threshold, attestations)
         },
         warnings,
     })
@@ -568,17 +551,9 @@ fn image_policy(name: &str, spec: ImagePolicySpec, sources: &Sources) -> Result<
     }
     Ok(Compiled {
         policy: Policy {
-            name: name.into(),
-            kind: "ImagePolicy".into(),
-            images,
-            skip_images: vec![],
             mode: spec.mode.unwrap_or(Mode::Enforce),
             namespace_modes: spec.namespaces,
-            scope: None,
             trust_root: spec.trust_root_ref,
-            threshold,
-            authorities,
-            attestations,
             provenance: spec.provenance.map(|p| ProvenanceReq {
                 min_level: p.min_level,
                 builders: p.builders,
@@ -596,6 +571,7 @@ fn image_policy(name: &str, spec: ImagePolicySpec, sources: &Sources) -> Result<
             require_digest: spec.require_digest.unwrap_or(false),
             transparency,
             vsa: spec.vsa.map(vsa_req).transpose()?,
+            ..Policy::new(name.into(), "ImagePolicy", images, authorities, threshold, attestations)
         },
         warnings,
     })

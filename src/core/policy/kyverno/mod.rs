@@ -463,25 +463,12 @@ fn verify_images(
             None => (vec![], 0),
         };
         Policy {
-            name,
-            kind: "KyvernoPolicy".into(),
-            images: images.clone(),
             skip_images: skip_images.clone(),
             mode,
             namespace_modes: namespace_modes.clone(),
             scope: Some(scope.clone()),
-            trust_root: None,
-            authorities,
-            threshold,
-            attestations,
-            provenance: None,
-            sbom_required: false,
-            vulnerabilities: None,
-            base_images: None,
-            registries: None,
             require_digest: true,
-            transparency: None,
-            vsa: None,
+            ..Policy::new(name, "KyvernoPolicy", images.clone(), authorities, threshold, attestations)
         }
     };
     // several attestor sets must all pass: one policy per set (the attestations go with the first)
