@@ -130,6 +130,17 @@ impl SigstoreStack {
         self.rekor.lock().unwrap_or_else(|e| e.into_inner()).append(body, at.as_second())
     }
 
+    /// Verification material for a Rekor v1 entry of `body` (logged at `at`, with its SET and
+    /// inclusion proof) and an RFC 3161 timestamp over `signature`.
+    fn v1_material(&self, signer: &Signer, body: &Value, signature: &[u8], at: Timestamp) -> (Value, LogEntry, Vec<u8>) {
+        let entry = self.log(body, at);
+        let timestamp = self.tsa.stamp(signature, at, None);
+        let mut vm = signer.verification_material();
+        vm["tlogEntries"] = json!([entry.bundle_json()]);
+        vm["timestampVerificationData"] = json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(&timestamp)}]});
+        (vm, entry, timestamp)
+    }
+
     /// Sign an artifact (by content) as `cosign sign-blob --bundle` / sigstore clients do:
     /// hashedrekord entry, RFC 3161 timestamp, bundle v0.3 with a message signature.
     pub fn sign_blob(&self, signer: &Signer, artifact: &[u8], at: Timestamp) -> Signed {
@@ -141,11 +152,8 @@ impl SigstoreStack {
     /// hashes it again, so the signature verifies over the message).
     fn sign_digest(&self, signer: &Signer, digest: &[u8], message: &[u8], at: Timestamp) -> Signed {
         let signature = signer.key().sign(message);
-        let entry = self.log(&rekor::hashedrekord_body(digest, &signature, &signer.verifier_pem_b64()), at);
-        let timestamp = self.tsa.stamp(&signature, at, None);
-        let mut vm = signer.verification_material();
-        vm["tlogEntries"] = json!([entry.bundle_json()]);
-        vm["timestampVerificationData"] = json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(&timestamp)}]});
+        let (vm, entry, timestamp) =
+            self.v1_material(signer, &rekor::hashedrekord_body(digest, &signature, &signer.verifier_pem_b64()), &signature, at);
         let bundle = json!({
             "mediaType": BUNDLE_V03,
             "verificationMaterial": vm,
@@ -167,11 +175,8 @@ impl SigstoreStack {
     pub fn attest(&self, signer: &Signer, statement: &Value, at: Timestamp) -> Signed {
         let payload = serde_json::to_vec(statement).expect("json");
         let (env, signature) = self.dsse(signer, INTOTO_PAYLOAD_TYPE, &payload);
-        let entry = self.log(&rekor::dsse_body(&env, &payload, &signature, &signer.verifier_pem_b64()), at);
-        let timestamp = self.tsa.stamp(&signature, at, None);
-        let mut vm = signer.verification_material();
-        vm["tlogEntries"] = json!([entry.bundle_json()]);
-        vm["timestampVerificationData"] = json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(&timestamp)}]});
+        let (vm, entry, timestamp) =
+            self.v1_material(signer, &rekor::dsse_body(&env, &payload, &signature, &signer.verifier_pem_b64()), &signature, at);
         let bundle = json!({
             "mediaType": BUNDLE_V03,
             "verificationMaterial": vm,
