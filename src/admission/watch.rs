@@ -67,20 +67,17 @@ pub fn watch_list(
         w
     });
     let on_change = std::sync::Arc::new(on_change);
-    let files = std::sync::Arc::new(files);
+    let fp = std::sync::Arc::new(move || fingerprint(&files()));
+    // taken now, so that every change after `watch_list` returns is reported
+    let mut last = fp();
     let task = tokio::spawn(async move {
-        let fp = {
-            let files = files.clone();
-            move || fingerprint(&files())
-        };
-        let mut last = fp();
         loop {
             tokio::select! {
                 _ = rx.recv() => { tokio::time::sleep(Duration::from_millis(100)).await; while rx.try_recv().is_ok() {} }
                 _ = tokio::time::sleep(poll) => {}
             }
             let f2 = fp.clone();
-            let Ok(now) = tokio::task::spawn_blocking(f2).await else { continue };
+            let Ok(now) = tokio::task::spawn_blocking(move || f2()).await else { continue };
             if now != last {
                 last = now;
                 let cb = on_change.clone();

@@ -463,10 +463,11 @@ fn check_chain_shape(b: &Bundle) -> VerifyResult<()> {
         if certificates.is_empty() {
             return Err(VerifyError::new(Check::Certificate, "the bundle's certificate chain is empty: no signing certificate"));
         }
-        for (i, c) in certificates.iter().enumerate() {
+        // the leaf (0) is parsed by the verifier; only the others are looked at here
+        for (i, c) in certificates.iter().enumerate().skip(1) {
             let cert = x509_cert::Certificate::from_der(c.raw_bytes.as_bytes())
                 .map_err(|e| VerifyError::new(Check::Certificate, format!("certificate {i} of the bundle's chain is malformed: {e}")))?;
-            if i > 0 && cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
+            if cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
                 return Err(VerifyError::new(
                     Check::Certificate,
                     format!(
