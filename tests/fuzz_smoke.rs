@@ -122,6 +122,19 @@ fn parsers_never_panic_on_mutated_real_inputs() {
     total += run("dsse", trustmirror::fuzz::dsse, &dsse, 40);
     total += run("checkpoint", trustmirror::fuzz::checkpoint, &checkpoints, 40);
     total += run("certificate", trustmirror::fuzz::certificate, &der_certs, 60);
+    // Fulcio leaves with embedded SCTs (the SCT parser and the precertificate rebuild)
+    let leaves: Vec<(String, Vec<u8>)> = bundles
+        .iter()
+        .filter_map(|(p, b)| {
+            use base64::Engine;
+            let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+            let raw = v["verificationMaterial"]["certificate"]["rawBytes"].as_str()?;
+            Some((p.clone(), base64::engine::general_purpose::STANDARD.decode(raw).ok()?))
+        })
+        .take(8)
+        .collect();
+    assert!(leaves.len() >= 4, "Fulcio leaves from the conformance bundles");
+    total += run("certificate-fulcio", trustmirror::fuzz::certificate, &leaves, 60);
     total += run("certificate-pem", trustmirror::fuzz::certificate, &certs, 30);
     total += run("trusted_root", trustmirror::fuzz::trusted_root, &roots, 20);
     total += run("tuf_metadata", trustmirror::fuzz::tuf_metadata, &tuf, 20);
