@@ -21,6 +21,7 @@ pub mod gate;
 pub mod mirror;
 pub mod node;
 pub mod serve;
+pub mod signals;
 pub mod store;
 pub mod testbed;
 pub mod trust;

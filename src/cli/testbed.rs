@@ -22,7 +22,7 @@ pub async fn run(c: TestbedCmd) -> anyhow::Result<i32> {
             let tb = Testbed::up(options(&args)).await?;
             tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, url = %tb.base_url(), "testbed ready");
             print_env(&tb.env);
-            crate::daemon::wait_for_signal(None).await;
+            crate::signals::wait_for_signal(None).await;
             tb.shutdown().await;
             Ok(0)
         }

@@ -194,7 +194,7 @@ pub struct Running {
 impl Running {
     /// Wait for Ctrl-C / SIGTERM (or `limit`), then stop everything.
     pub async fn wait(self, limit: Option<Duration>) -> anyhow::Result<()> {
-        wait_for_signal(limit).await;
+        crate::signals::wait_for_signal(limit).await;
         self.shutdown().await
     }
 
@@ -219,23 +219,6 @@ async fn prove(w: &TlogMirror, feeds: &(dyn Fn(&crate::core::evidence::Evidence)
     let (proven, failed) = w.prove_mirrored(feeds).await;
     if proven + failed > 0 {
         tracing::info!(proven, failed, "bundle checkpoints checked against the witnessed history");
-    }
-}
-
-/// Return on Ctrl-C, SIGTERM, or after `limit`.
-pub async fn wait_for_signal(limit: Option<Duration>) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-        _ = term => tracing::info!("terminated"),
-        _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
     }
 }
 

@@ -281,7 +281,7 @@ pub async fn run(o: NodeOptions, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         None => None,
     };
     let mut backoff = Duration::from_secs(5);
-    let stop = crate::daemon::wait_for_signal(None);
+    let stop = crate::signals::wait_for_signal(None);
     tokio::pin!(stop);
     loop {
         let (st, res) = provision(&o, &*clock).await;
