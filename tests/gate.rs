@@ -339,6 +339,21 @@ async fn signed_summaries_verify_independently_travel_with_the_image_and_admit_w
     let other = engine.decide_image("prod", &lab.scenario("missing-sbom").digest_ref, None);
     assert!(other.enforced().next().is_some());
 
+    // a cached allow that rested on a summary ends when the summary does, not when the cache
+    // entry would: a three-hour cache, a one-hour maxAge, two hours later
+    let clock2 = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let cached = Engine::new(
+        lab.store.clone(),
+        clock2.clone(),
+        EngineOptions { policy_files: vec![pfile.clone()], cache_ttl: std::time::Duration::from_secs(3 * 3600), ..Default::default() },
+        None,
+    )
+    .unwrap();
+    assert!(cached.decide_image("prod", &good.digest_ref, None).violations.is_empty());
+    clock2.advance(SignedDuration::from_hours(2));
+    let o = cached.decide_image("prod", &good.digest_ref, None);
+    assert!(o.enforced().next().is_some(), "an allow by an expired summary was answered from the cache: {o:?}");
+
     // too old: two hours later under a one-hour maxAge
     clock.advance(SignedDuration::from_hours(2));
     let engine =

@@ -14,7 +14,7 @@ use crate::core::policy::Evaluation;
 
 /// A cached evaluation. It expires after the TTL of wall time *and* of the engine's clock (scan
 /// ages and certificate windows are judged at the clock's now; a clock that jumps must not be
-/// answered from an evaluation made at another time).
+/// answered from an evaluation made at another time), or at the evaluation's own `valid_until`.
 struct Cached {
     at: Instant,
     at_clock: Timestamp,
@@ -50,7 +50,11 @@ impl DecisionCache {
     pub fn get(&self, key: &Key, now: Timestamp) -> Option<Arc<Evaluation>> {
         let ttl = SignedDuration::try_from(self.ttl).unwrap_or(SignedDuration::ZERO);
         let c = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        c.get(key).filter(|c| c.at.elapsed() < self.ttl && now.duration_since(c.at_clock).abs() < ttl).map(|c| c.eval.clone())
+        c.get(key)
+            .filter(|c| c.at.elapsed() < self.ttl && now.duration_since(c.at_clock).abs() < ttl)
+            // an evaluation that rested on something with an end (a summary's maxAge) ends with it
+            .filter(|c| c.eval.valid_until.is_none_or(|u| now < u))
+            .map(|c| c.eval.clone())
     }
 
     pub fn insert(&self, key: Key, now: Timestamp, eval: Arc<Evaluation>) {

@@ -192,6 +192,8 @@ impl<'a> Run<'a> {
             let Some(b) = self.blob(&item.bundle) else { continue };
             match crate::core::vsa::verify(b, &req.verifiers, digest, self.now, req.max_age) {
                 Ok(Some(a)) => {
+                    let until = a.time_verified.checked_add(req.max_age).unwrap_or(a.time_verified);
+                    self.ev.valid_until = Some(self.ev.valid_until.map_or(until, |u| u.min(until)));
                     self.ev.by_vsa.push((
                         self.p.name.clone(),
                         format!("verification summary by {} ({}) at {} under {}", a.verifier, a.verifier_id, a.time_verified, a.policy_uri),

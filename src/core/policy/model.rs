@@ -407,6 +407,9 @@ pub struct Evaluation {
     pub by_vsa: Vec<(String, String)>,
     /// Verification summaries present but not accepted, per policy, with the reasons.
     pub vsa_refused: Vec<(String, String)>,
+    /// When a part of this evaluation stops holding on its own (an accepted summary reaching its
+    /// `maxAge`): a cached copy must not be used from then on.
+    pub valid_until: Option<jiff::Timestamp>,
 }
 
 impl Evaluation {
