@@ -300,9 +300,9 @@ async fn a_bundle_from_a_forked_view_of_the_log_is_refused() {
     lab.shutdown().await;
 }
 
-/// `serve` with `bundle: {inbox}` and no reachable upstream at all: a bundle dropped into the
-/// inbox is imported (its material served), a tampered one is moved to `refused/` with the
-/// reason, and both are counted.
+/// `serve` with `bundle: {inbox}` and no TUF upstream at all (`tuf.upstream` absent): a bundle
+/// dropped into the inbox is imported (its material and its TUF state served), a tampered one is
+/// moved to `refused/` with the reason, both are counted, and no refresh is ever attempted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_imports_bundles_dropped_into_its_inbox() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -318,7 +318,7 @@ async fn serve_imports_bundles_dropped_into_its_inbox() {
     std::fs::write(
         &cfg,
         format!(
-            "listen: 127.0.0.1:{http}\nstore: {}\ntuf:\n  upstream: http://127.0.0.1:1/\n  root: {}\n  refresh_interval: 1h\nbundle:\n  inbox: {}\n  keys: [{}]\n  interval: 1s\n",
+            "listen: 127.0.0.1:{http}\nstore: {}\ntuf:\n  root: {}\n  refresh_interval: 1s\nbundle:\n  inbox: {}\n  keys: [{}]\n  interval: 1s\n",
             dir.path().join("far.redb").display(),
             lab.dir.join("testbed/tuf/1.root.json").display(),
             inbox.display(),
@@ -352,6 +352,11 @@ async fn serve_imports_bundles_dropped_into_its_inbox() {
     let m = c.get(format!("http://127.0.0.1:{http}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("trustmirror_bundle_imports_total{result=\"imported\"} 1"), "{m}");
     assert!(m.contains("trustmirror_bundle_imports_total{result=\"refused\"} 1"), "{m}");
+    // no refresh is attempted without an upstream (an unreachable one would count fetch failures)
+    assert!(m.contains("trustmirror_tuf_refresh_failures_total{repo=\"default\",reason=\"fetch\"} 0"), "{m}");
+    assert!(!m.lines().any(|l| l.starts_with("trustmirror_tuf_refreshes_total{")), "{m}");
+    let r = c.get(format!("http://127.0.0.1:{http}/tuf/timestamp.json")).send().await.unwrap();
+    assert!(r.status().is_success(), "the imported TUF state is served: {}", r.status());
     let good = lab.scenario("good");
     let r = c.get(format!("http://127.0.0.1:{http}/oci/v1/material/{}", good.digest)).send().await.unwrap();
     assert!(r.status().is_success(), "the imported material is served: {}", r.status());

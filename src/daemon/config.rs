@@ -4,7 +4,8 @@
 //! listen: 127.0.0.1:8080            # HTTP address
 //! store: /var/lib/trustmirror/store.redb
 //! tuf:
-//!   upstream: https://tuf.internal/   # or a directory holding an air-gap copy
+//!   upstream: https://tuf.internal/   # or a directory holding an air-gap copy; absent: no refresh,
+//!                                     #   the state comes only from imported bundles (bundle.inbox)
 //!   root: /etc/trustmirror/root.json  # pinned initial root; default: embedded Sigstore production root
 //!   ca_file: /etc/trustmirror/ca.pem  # extra CA for an HTTPS upstream
 //!   refresh_interval: 5m
@@ -267,7 +268,10 @@ fn d8() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TufConfig {
-    pub upstream: String,
+    /// URL or directory; `None`: nothing is refreshed, the TUF state comes only from imported
+    /// air-gap bundles.
+    #[serde(default)]
+    pub upstream: Option<String>,
     #[serde(default)]
     pub root: Option<PathBuf>,
     #[serde(default)]
@@ -369,5 +373,8 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         let e = serde_yaml::from_str::<Config>("tuf:\n  upstream: x\n  refresh_intervall: 2m\n").unwrap_err();
         assert!(e.to_string().contains("refresh_intervall"), "{e}");
+        // an air-gapped service: no upstream at all
+        let c: Config = serde_yaml::from_str("tuf:\n  root: /etc/trustmirror/root.json\n").unwrap();
+        assert!(c.tuf.upstream.is_none());
     }
 }

@@ -71,15 +71,12 @@ impl Options {
         let store = Arc::new(Store::open(&cfg.store)?);
         let trust = Arc::new(TrustSource::new(store.clone(), cfg.trust_config().map_err(|e| anyhow!(e))?));
         let t = &cfg.tuf;
-        let mut tuf = tuf_mirror(
-            store.clone(),
-            &t.repo,
-            &t.upstream,
-            read_opt(&t.root)?,
-            read_opt(&t.ca_file)?,
-            t.root_probe_interval,
-            clock.clone(),
-        )?;
+        let mut tuf = match &t.upstream {
+            Some(u) => {
+                tuf_mirror(store.clone(), &t.repo, u, read_opt(&t.root)?, read_opt(&t.ca_file)?, t.root_probe_interval, clock.clone())?
+            }
+            None => tuf_mirror_of(store.clone(), &t.repo, Upstream::None, read_opt(&t.root)?, t.root_probe_interval, clock.clone()),
+        };
         if let Some(globs) = &t.targets {
             let pats = globs
                 .iter()
@@ -141,6 +138,18 @@ pub fn tuf_mirror(
 ) -> anyhow::Result<TufMirror> {
     let opts = HttpOptions { ca_pem: ca, ..Default::default() };
     let upstream = Upstream::parse(upstream, &opts).map_err(|e| anyhow!("upstream: {e}"))?;
+    Ok(tuf_mirror_of(store, repo, upstream, root, root_probe_interval, clock))
+}
+
+/// As [`tuf_mirror`], over an already built upstream (`Upstream::None` for an air-gapped service).
+pub fn tuf_mirror_of(
+    store: Arc<Store>,
+    repo: &str,
+    upstream: Upstream,
+    root: Option<Vec<u8>>,
+    root_probe_interval: Duration,
+    clock: Arc<dyn Clock>,
+) -> TufMirror {
     let cfg = TufMirrorConfig {
         repo: repo.into(),
         upstream,
@@ -149,7 +158,7 @@ pub fn tuf_mirror(
         root_probe_interval: jiff::SignedDuration::try_from(root_probe_interval).unwrap_or(jiff::SignedDuration::from_hours(1)),
         targets: None,
     };
-    Ok(TufMirror::new(store, cfg, clock))
+    TufMirror::new(store, cfg, clock)
 }
 
 /// The OCI mirror of an `oci:` configuration section.
@@ -227,11 +236,16 @@ async fn prove(w: &TlogMirror, feeds: &(dyn Fn(&crate::core::evidence::Evidence)
 pub async fn start(o: Options) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let repo = o.tuf.config().repo.clone();
-    match o.tuf.refresh().await {
-        Ok(s) => metrics.record_refresh(&repo, "success", s.requests),
-        Err(e) => {
-            tracing::warn!(error = %e, "initial refresh failed");
-            metrics.record_refresh(&repo, e.kind.as_str(), 0);
+    let offline = o.tuf.config().upstream.is_none();
+    if offline {
+        tracing::info!(repo = %repo, "no TUF upstream: the TUF state comes only from imported bundles");
+    } else {
+        match o.tuf.refresh().await {
+            Ok(s) => metrics.record_refresh(&repo, "success", s.requests),
+            Err(e) => {
+                tracing::warn!(error = %e, "initial refresh failed");
+                metrics.record_refresh(&repo, e.kind.as_str(), 0);
+            }
         }
     }
     let tasks = supervise::Tasks::new();
@@ -324,9 +338,13 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
         });
     }
     let (tuf, m2, ri, mb, rx3) = (o.tuf, metrics.clone(), o.refresh_interval, o.max_backoff, rx.clone());
-    let refresher = supervise::supervise(tasks.clone(), "tuf-refresh", rx, move || {
-        crate::serve::refresh_loop(tuf.clone(), m2.clone(), ri, mb, rx3.clone())
-    });
+    let refresher = if offline {
+        tokio::spawn(async {})
+    } else {
+        supervise::supervise(tasks.clone(), "tuf-refresh", rx, move || {
+            crate::serve::refresh_loop(tuf.clone(), m2.clone(), ri, mb, rx3.clone())
+        })
+    };
     let ingest = queue.map(|(tx, _)| tx);
     let (webhook, engine) = match o.admission {
         Some((engine, wo)) => {

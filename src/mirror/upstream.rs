@@ -48,6 +48,8 @@ impl Default for HttpOptions {
 pub enum Upstream {
     Http(HttpUpstream),
     Dir(DirUpstream),
+    /// None at all: the repository's state arrives only in imported air-gap bundles.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ impl Upstream {
                     Url::parse(&with_slash(targets)).map_err(|e| FetchError::BadName { what: targets.into(), detail: e.to_string() })?;
             }
             Upstream::Dir(d) => d.targets_dir = PathBuf::from(targets),
+            Upstream::None => {}
         }
         Ok(up)
     }
@@ -100,7 +103,17 @@ impl Upstream {
         match self {
             Upstream::Http(h) => h.metadata_base.to_string(),
             Upstream::Dir(d) => d.metadata_dir.display().to_string(),
+            Upstream::None => String::new(),
         }
+    }
+
+    /// No upstream: nothing to refresh from.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Upstream::None)
+    }
+
+    fn none(what: &str) -> FetchError {
+        FetchError::Failed { what: what.into(), detail: "no upstream is configured (the state comes from imported bundles)".into() }
     }
 
     /// Number of fetches attempted so far (requests for HTTP, file opens for directories).
@@ -108,6 +121,7 @@ impl Upstream {
         match self {
             Upstream::Http(h) => h.requests.load(Ordering::Relaxed),
             Upstream::Dir(d) => d.requests.load(Ordering::Relaxed),
+            Upstream::None => 0,
         }
     }
 
@@ -120,6 +134,7 @@ impl Upstream {
                 h.get(url, max).await
             }
             Upstream::Dir(d) => d.read(&d.metadata_dir, name, max).await,
+            Upstream::None => Err(Self::none(name)),
         }
     }
 
@@ -132,6 +147,7 @@ impl Upstream {
                 h.get(url, max).await
             }
             Upstream::Dir(d) => d.read(&d.targets_dir, path, max).await,
+            Upstream::None => Err(Self::none(path)),
         }
     }
 }
