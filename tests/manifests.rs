@@ -1,14 +1,17 @@
 //! The Kubernetes manifests — the Helm chart (charts/trustmirror) and the node agent's plain
 //! manifests (daemonset/) — checked with real tools by `scripts/check-manifests`: helm lint,
 //! template and package through the Helm v4 SDK, `kubernetes-validate --strict` on every
-//! rendered and plain document, and wrong values the chart's schema must refuse.
+//! rendered and plain document, every rendered service configuration read by the binary
+//! (`serve --check-config`), and wrong values the chart's schema or templates must refuse.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// 46 documents from the script's four chart renders (11 + 14 + 12 + 9; the cert-manager
+/// 72 documents from the script's six chart renders (11 + 14 + 12 + 11 + 12 + 9; the cert-manager
 /// Certificate has no schema and is not counted) and 4 under daemonset/.
-const MIN_DOCUMENTS: u64 = 50;
+const MIN_DOCUMENTS: u64 = 76;
+/// Chart renders whose service config.yaml the binary checks (`serve --check-config`).
+const RENDERS: usize = 6;
 
 #[test]
 fn chart_and_daemonset_manifests_validate() {
@@ -38,4 +41,6 @@ fn chart_and_daemonset_manifests_validate() {
         .unwrap_or_else(|| panic!("no `check-manifests: OK: N documents validated` line:\n{stdout}"));
     assert!(validated >= MIN_DOCUMENTS, "only {validated} documents validated, want at least {MIN_DOCUMENTS}:\n{stdout}");
     assert!(stdout.contains("node agent flags from the binary"), "the DaemonSets were checked against the binary's flags:\n{stdout}");
+    assert_eq!(stdout.matches(": configuration OK (").count(), RENDERS, "every render's service config was checked by the binary:\n{stdout}");
+    assert!(stdout.contains("configuration OK (tuf (no upstream: imported bundles only)"), "the air-gap render:\n{stdout}");
 }

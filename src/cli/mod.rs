@@ -163,6 +163,10 @@ pub struct ServeArgs {
     /// Stop after this long (e.g. 30s); default: run until interrupted.
     #[arg(long, value_parser = crate::core::clock::parse_duration)]
     pub exit_after: Option<Duration>,
+    /// Only read and check the configuration (sections, field names, values), then exit: for
+    /// charts and config management. Files it names are not opened.
+    #[arg(long, requires = "config")]
+    pub check_config: bool,
 }
 
 /// Registry credentials, as every command that reads a registry takes them.
@@ -383,7 +387,12 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.demo {
         return demo::serve_demo(a.listen, a.exit_after).await;
     }
-    let mut cfg = crate::daemon::Config::load(a.config.as_ref().expect("clap requires --config"))?;
+    let path = a.config.as_ref().expect("clap requires --config");
+    let mut cfg = crate::daemon::Config::load(path)?;
+    if a.check_config {
+        println!("{}: configuration OK ({})", path.display(), cfg.sections().join(", "));
+        return Ok(());
+    }
     if let Some(l) = a.listen {
         cfg.listen = l;
     }

@@ -331,6 +331,23 @@ impl Config {
         Ok(c)
     }
 
+    /// The sections this configuration turns on, for `serve --check-config`.
+    pub fn sections(&self) -> Vec<&'static str> {
+        let mut s = vec![if self.tuf.upstream.is_some() { "tuf" } else { "tuf (no upstream: imported bundles only)" }];
+        for (on, name) in [
+            (self.oci.is_some(), "oci"),
+            (self.admission.is_some(), "admission"),
+            (self.tlog.is_some(), "tlog"),
+            (self.bundle.is_some(), "bundle"),
+            (self.freshness.is_some(), "freshness"),
+        ] {
+            if on {
+                s.push(name);
+            }
+        }
+        s
+    }
+
     /// The one trust source of the service: the mirrored TUF repository's `trusted_root.json`,
     /// or one explicit file (`admission.trusted_root` or `oci.trusted_root`: the same file if
     /// both are given), plus `admission.trust_roots`.

@@ -26,7 +26,11 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 listen: 0.0.0.0:8080
 store: /var/lib/trustmirror/store.redb
 tuf:
+  {{- if .Values.tuf.upstream }}
   upstream: {{ .Values.tuf.upstream | quote }}
+  {{- else if not .Values.bundle.inbox }}
+  {{- fail "tuf.upstream is empty and there is no bundle.inbox: nothing would ever bring TUF metadata" }}
+  {{- end }}
   {{- if .Values.tuf.root }}
   root: /etc/trustmirror/root/root.json
   {{- end }}
@@ -38,6 +42,21 @@ oci:
   {{- if .Values.oci.ingestTokenSecret }}
   ingest_token_file: /etc/trustmirror/ingest/token
   {{- end }}
+{{- if .Values.bundle.inbox }}
+{{- if not .Values.bundle.exporterKeys }}
+{{- fail "bundle.inbox needs bundle.exporterKeys: bundles are imported only when signed by a known exporter" }}
+{{- end }}
+{{- if gt (int .Values.replicas) 1 }}
+{{- fail "bundle.inbox needs replicas: 1 — a bundle is imported by the replica that takes it, the others would never see it" }}
+{{- end }}
+bundle:
+  inbox: /var/lib/trustmirror-inbox
+  keys:
+  {{- range $name, $_ := .Values.bundle.exporterKeys }}
+  - /etc/trustmirror/exporters/{{ $name }}.pub
+  {{- end }}
+  interval: {{ .Values.bundle.interval | quote }}
+{{- end }}
 admission:
   listen: 0.0.0.0:8443
   tls:
