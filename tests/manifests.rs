@@ -41,6 +41,10 @@ fn chart_and_daemonset_manifests_validate() {
         .unwrap_or_else(|| panic!("no `check-manifests: OK: N documents validated` line:\n{stdout}"));
     assert!(validated >= MIN_DOCUMENTS, "only {validated} documents validated, want at least {MIN_DOCUMENTS}:\n{stdout}");
     assert!(stdout.contains("node agent flags from the binary"), "the DaemonSets were checked against the binary's flags:\n{stdout}");
-    assert_eq!(stdout.matches(": configuration OK (").count(), RENDERS, "every render's service config was checked by the binary:\n{stdout}");
+    assert_eq!(
+        stdout.matches(": configuration OK (").count(),
+        RENDERS,
+        "every render's service config was checked by the binary:\n{stdout}"
+    );
     assert!(stdout.contains("configuration OK (tuf (no upstream: imported bundles only)"), "the air-gap render:\n{stdout}");
 }
