@@ -573,3 +573,25 @@ async fn wait_for_reload_error(lab: &Lab, what: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The API server speaks HTTP/2 when the webhook offers it (Go's client negotiates h2 through
+/// ALPN), HTTP/1.1 otherwise: both are answered, with the same verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_over_http2_and_http11() {
+    let (lab, _d) = start_lab(|_| {}).await;
+    let good = lab.scenario("good").digest_ref.clone();
+    let pod = trustmirror::admission::review::pod("p", "prod", &[&good]);
+    let body = trustmirror::admission::review::request_for("u-h2", "prod", &pod);
+    let ca = reqwest::Certificate::from_pem(lab.ca_pem.as_bytes()).unwrap();
+    for (h1, version) in [(false, reqwest::Version::HTTP_2), (true, reqwest::Version::HTTP_11)] {
+        let mut b = reqwest::Client::builder().add_root_certificate(ca.clone()).no_proxy();
+        if h1 {
+            b = b.http1_only();
+        }
+        let r = b.build().unwrap().post(format!("{}/validate", lab.url)).json(&body).send().await.unwrap();
+        assert_eq!(r.version(), version);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+    }
+    lab.shutdown().await;
+}
