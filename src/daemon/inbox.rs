@@ -6,7 +6,6 @@
 //! never read. Counted in `trustmirror_bundle_imports_total{result}`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -87,16 +86,5 @@ impl Inbox {
             self.file_away(f, if result == "refused" { "refused" } else { "imported" }, reason.as_deref());
         }
         files.len()
-    }
-}
-
-/// The inbox loop: drain, wait, until stopped.
-pub async fn run(inbox: Arc<Inbox>, store: Arc<Store>, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        inbox.drain(&store, &*clock).await;
-        tokio::select! {
-            _ = tokio::time::sleep(inbox.interval) => {}
-            _ = stop.changed() => return,
-        }
     }
 }

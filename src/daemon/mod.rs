@@ -257,9 +257,12 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
 
     let (stop, rx) = tokio::sync::watch::channel(false);
     if let Some(ib) = o.inbox.clone() {
-        let (store, clock, rx_i) = (o.tuf.store().clone(), o.clock.clone(), rx.clone());
-        supervise::supervise(tasks.clone(), "bundle-inbox", rx.clone(), move || {
-            inbox::run(ib.clone(), store.clone(), clock.clone(), rx_i.clone())
+        let (store, clock, every) = (o.tuf.store().clone(), o.clock.clone(), ib.interval);
+        supervise::supervise_every(tasks.clone(), "bundle-inbox", rx.clone(), every, move || {
+            let (ib, store, clock) = (ib.clone(), store.clone(), clock.clone());
+            async move {
+                ib.drain(&store, &*clock).await;
+            }
         });
     }
     let queue = o.oci.as_ref().map(|_| crate::mirror::oci::queue());
@@ -298,41 +301,27 @@ pub async fn start(o: Options) -> anyhow::Result<Running> {
     let feeds: Arc<dyn Fn(&crate::core::evidence::Evidence) -> bool + Send + Sync> =
         Arc::new(move |e: &crate::core::evidence::Evidence| engine.as_ref().is_none_or(|en| en.policy().accepts_signer(e)));
     if let Some((t, every)) = o.tlog.clone() {
-        let stop_t = rx.clone();
         let (feeds, with_oci) = (feeds.clone(), o.oci.is_some());
-        supervise::supervise(tasks.clone(), "witness", rx.clone(), move || {
-            let (t, mut stop_t, feeds) = (t.clone(), stop_t.clone(), feeds.clone());
+        supervise::supervise_every(tasks.clone(), "witness", rx.clone(), every, move || {
+            let (t, feeds) = (t.clone(), feeds.clone());
             async move {
-                loop {
-                    t.sync().await;
-                    // checkpoints the mirror holds that the history just witnessed can prove
-                    // (the OCI sync proves after each sync too: whichever finishes last does)
-                    if with_oci {
-                        prove(&t, &*feeds).await;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = stop_t.changed() => return,
-                    }
+                t.sync().await;
+                // checkpoints the mirror holds that the history just witnessed can prove (the
+                // OCI sync proves after each sync too: whichever finishes last does)
+                if with_oci {
+                    prove(&t, &*feeds).await;
                 }
             }
         });
     }
     if let Some((m, every)) = o.oci {
-        let stop_oci = rx.clone();
         let witness = o.tlog.map(|(t, _)| t);
-        supervise::supervise(tasks.clone(), "oci-sync", rx.clone(), move || {
-            let (m, witness, feeds, mut stop_oci) = (m.clone(), witness.clone(), feeds.clone(), stop_oci.clone());
+        supervise::supervise_every(tasks.clone(), "oci-sync", rx.clone(), every, move || {
+            let (m, witness, feeds) = (m.clone(), witness.clone(), feeds.clone());
             async move {
-                loop {
-                    m.sync().await;
-                    if let Some(w) = &witness {
-                        prove(w, &*feeds).await;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = stop_oci.changed() => return,
-                    }
+                m.sync().await;
+                if let Some(w) = &witness {
+                    prove(w, &*feeds).await;
                 }
             }
         });

@@ -75,6 +75,35 @@ where
     supervise_with(tasks, name, stop, Duration::from_secs(1), make)
 }
 
+/// A supervised task that runs `work` now and then every `every`, until `stop` changes (a panic
+/// in `work` restarts the loop, as [`supervise`] does).
+pub fn supervise_every<F, Fut>(
+    tasks: Arc<Tasks>,
+    name: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+    every: Duration,
+    work: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let work = Arc::new(work);
+    let rx = stop.clone();
+    supervise(tasks, name, stop, move || {
+        let (work, mut stop) = (work.clone(), rx.clone());
+        async move {
+            loop {
+                work().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    })
+}
+
 fn supervise_with<F, Fut>(
     tasks: Arc<Tasks>,
     name: &'static str,
