@@ -364,3 +364,59 @@ async fn serve_imports_bundles_dropped_into_its_inbox() {
     let _ = child.wait();
     lab.shutdown().await;
 }
+
+/// A shared inbox (`bundle.shared`), read by two replicas: each imports every bundle (a full one
+/// and an incremental one on top), nothing is moved, a tampered copy is refused by both and
+/// stays, a file looked at is not read again until it changes, and an earlier bundle seen again
+/// after a later one is `superseded`, never imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_inbox_is_imported_by_every_replica() {
+    use trustmirror::bundle::import::ImportOptions;
+    use trustmirror::daemon::inbox::Inbox;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::up(LabOptions::new(dir.path().join("lab"))).await.unwrap();
+    let (key, public) = openssl_key(dir.path(), "exporter");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    bundle(&lab, &shared.join("b1.tar"), None, &key);
+    bundle(&lab, &shared.join("b2.tar"), Some(&shared.join("b1.tar")), &key);
+    let mut bytes = std::fs::read(shared.join("b1.tar")).unwrap();
+    let n = bytes.len() - 2000;
+    bytes[n] ^= 0x40;
+    std::fs::write(shared.join("c-tampered.tar"), &bytes).unwrap();
+    let listing = || {
+        let mut v: Vec<String> =
+            std::fs::read_dir(&shared).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let options = || ImportOptions {
+        keys: trustmirror::trust::keys::load_public_keys(std::slice::from_ref(&public)).unwrap(),
+        pinned_root: Some(std::fs::read(lab.dir.join("testbed/tuf/1.root.json")).unwrap()),
+    };
+    let count = |i: &Inbox, r: &str| i.imports.get_or_create(&vec![("result".into(), r.into())]).get();
+    let good = lab.scenario("good").clone();
+    let repo = good.digest_ref.split('@').next().unwrap().to_string();
+    for replica in ["a", "b"] {
+        let store = Store::open(dir.path().join(format!("{replica}.redb"))).unwrap();
+        let inbox = Inbox::new(shared.clone(), options(), std::time::Duration::from_secs(1)).shared(true);
+        assert_eq!(inbox.drain(&store, &SystemClock).await, 3, "replica {replica}");
+        assert_eq!((count(&inbox, "imported"), count(&inbox, "refused")), (2, 1), "replica {replica}");
+        assert!(store.oci_material(&repo, &good.digest).unwrap().is_some(), "replica {replica} holds the image's material");
+        assert_eq!(listing(), before, "nothing is moved or written in a shared inbox");
+        // looked at: not read again
+        assert_eq!(inbox.drain(&store, &SystemClock).await, 0, "replica {replica}");
+        if replica == "b" {
+            // the earlier bundle, seen again (rewritten): superseded, not refused, not imported
+            let b1 = std::fs::read(shared.join("b1.tar")).unwrap();
+            std::fs::write(shared.join("b1.tar"), &b1).unwrap();
+            let f = std::fs::File::options().append(true).open(shared.join("b1.tar")).unwrap();
+            f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60)).unwrap();
+            assert_eq!(inbox.drain(&store, &SystemClock).await, 1);
+            assert_eq!((count(&inbox, "superseded"), count(&inbox, "refused"), count(&inbox, "imported")), (1, 1, 2));
+        }
+    }
+    lab.shutdown().await;
+}

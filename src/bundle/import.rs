@@ -47,6 +47,10 @@ pub enum ImportError {
     Signature(String),
     #[error("rollback or replay: {0}")]
     Sequence(String),
+    /// Older than the last bundle imported from its exporter (checked before anything else: the
+    /// file may be an earlier, superseded bundle, or anything claiming to be one).
+    #[error("rollback or replay: {0}")]
+    Older(String),
     #[error("TUF: {0}")]
     Tuf(String),
     #[error("image material: {0}")]
@@ -62,7 +66,7 @@ impl ImportError {
         match self {
             ImportError::File(_) => "file",
             ImportError::Signature(_) => "signature",
-            ImportError::Sequence(_) => "sequence",
+            ImportError::Sequence(_) | ImportError::Older(_) => "sequence",
             ImportError::Tuf(_) => "tuf",
             ImportError::Oci(_) => "oci",
             ImportError::Tlog(_) => "tlog",
@@ -412,7 +416,7 @@ async fn import_staged(file: &Path, live: &Store, o: &ImportOptions, now: Timest
     let last = live.bundle_ledger(&head.config.exporter).map_err(|e| ImportError::Store(e.to_string()))?;
     if let Some(l) = &last {
         if head.config.sequence < l.sequence {
-            return Err(ImportError::Sequence(format!(
+            return Err(ImportError::Older(format!(
                 "bundle {} of exporter {} is older than bundle {} already imported",
                 head.config.sequence, head.config.exporter, l.sequence
             )));

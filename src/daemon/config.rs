@@ -28,6 +28,7 @@
 //!   inbox: /var/lib/trustmirror/inbox #   (→ inbox/imported/, inbox/refused/ + reason)
 //!   keys: [/etc/trustmirror/exporter.pub]   # only bundles signed by these exporters
 //!   interval: 30s
+//!   shared: false                     # true: several replicas read it; files stay where they are
 //! freshness:                          # optional: how long decisions go on without new material
 //!   tuf: {warnAfter: 1d, onExpiry: keepLastKnownGood, grace: 30d}   # (the defaults)
 //!   trustedRoot: {onExpiry: warn}
@@ -88,6 +89,10 @@ pub struct BundleInboxConfig {
     pub keys: Vec<PathBuf>,
     #[serde(default = "d30s", deserialize_with = "de_duration")]
     pub interval: Duration,
+    /// The inbox is shared by several replicas (and read-only to them): files are never moved,
+    /// each replica imports every bundle once; refusals are logged and counted, not filed.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 fn d30s() -> Duration {

@@ -4,9 +4,18 @@
 //! `NAME.reason.txt` saying why). Only `*.tar` files whose name does not start with `.` are
 //! picked up: writers copy under a dot-name and rename when done, so a half-copied file is
 //! never read. Counted in `trustmirror_bundle_imports_total{result}`.
+//!
+//! A *shared* inbox (`bundle.shared`) is read by several replicas and written by none of them:
+//! nothing is moved; each replica imports every bundle once (its ledger says which it holds, so
+//! a restart re-reads each file's head only), remembers what it has looked at by name, size and
+//! modification time, and logs and counts refusals. A bundle older than the last one imported
+//! from its exporter is `superseded` there — a history of bundles in one directory is normal —
+//! and never imported.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,21 +24,38 @@ use crate::bundle::import::{ImportOptions, Imported};
 use crate::core::clock::Clock;
 use crate::store::Store;
 
-#[derive(Clone)]
 pub struct Inbox {
     pub dir: PathBuf,
     pub options: ImportOptions,
     pub interval: Duration,
     pub imports: Family<Vec<(String, String)>, Counter>,
+    /// Read by several replicas: nothing is moved (see the module doc).
+    shared: bool,
+    /// Shared mode: the files already looked at, by (size, modification time).
+    seen: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>)>>,
 }
 
 impl Inbox {
     pub fn new(dir: PathBuf, options: ImportOptions, interval: Duration) -> Self {
         let imports: Family<Vec<(String, String)>, Counter> = Family::default();
-        for r in ["imported", "already-imported", "refused"] {
+        for r in ["imported", "already-imported", "superseded", "refused"] {
             let _ = imports.get_or_create(&vec![("result".into(), r.into())]);
         }
-        Self { dir, options, interval, imports }
+        Self { dir, options, interval, imports, shared: false, seen: Mutex::default() }
+    }
+
+    /// Shared by several replicas (see the module doc).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Shared mode: whether `f` changed since it was last looked at (and remember it now).
+    fn changed(&self, f: &Path) -> bool {
+        let Ok(m) = std::fs::metadata(f) else { return false };
+        let stamp = (m.len(), m.modified().ok());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(f.to_path_buf(), stamp) != Some(stamp)
     }
 
     pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
@@ -65,7 +91,10 @@ impl Inbox {
 
     /// Import whatever is waiting; returns how many files were taken.
     pub async fn drain(&self, store: &Store, clock: &dyn Clock) -> usize {
-        let files = self.pending();
+        let mut files = self.pending();
+        if self.shared {
+            files.retain(|f| self.changed(f));
+        }
         for f in &files {
             let res = crate::bundle::import::import(f, store, &self.options, clock.now()).await;
             let (result, reason) = match &res {
@@ -77,13 +106,23 @@ impl Inbox {
                     tracing::info!(file = %f.display(), exporter = %summary.exporter, sequence = summary.sequence, "bundle already imported");
                     ("already-imported", None)
                 }
+                Err(crate::bundle::import::ImportError::Older(why)) if self.shared => {
+                    tracing::info!(file = %f.display(), reason = %why, "bundle not imported: older than the last one imported from its exporter");
+                    ("superseded", None)
+                }
                 Err(e) => {
+                    if self.shared && matches!(e, crate::bundle::import::ImportError::Store(_)) {
+                        // this replica's own trouble, not the file's: look at it again next time
+                        self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(f);
+                    }
                     tracing::error!(file = %f.display(), kind = e.kind(), error = %e, "bundle refused; the store is unchanged");
                     ("refused", Some(format!("refused ({}): {e}", e.kind())))
                 }
             };
             self.imports.get_or_create(&vec![("result".into(), result.into())]).inc();
-            self.file_away(f, if result == "refused" { "refused" } else { "imported" }, reason.as_deref());
+            if !self.shared {
+                self.file_away(f, if result == "refused" { "refused" } else { "imported" }, reason.as_deref());
+            }
         }
         files.len()
     }

@@ -105,8 +105,10 @@ impl Options {
                 keys: crate::trust::keys::load_public_keys(&bc.keys)?,
                 pinned_root: Some(read_opt(&t.root)?.unwrap_or_else(|| crate::bundles::SIGSTORE_PRODUCTION_ROOT.to_vec())),
             };
-            std::fs::create_dir_all(&bc.inbox).with_context(|| format!("bundle.inbox {}", bc.inbox.display()))?;
-            o.inbox = Some(Arc::new(inbox::Inbox::new(bc.inbox.clone(), options, bc.interval)));
+            if !bc.shared {
+                std::fs::create_dir_all(&bc.inbox).with_context(|| format!("bundle.inbox {}", bc.inbox.display()))?;
+            }
+            o.inbox = Some(Arc::new(inbox::Inbox::new(bc.inbox.clone(), options, bc.interval).shared(bc.shared)));
         }
         if let Some(ac) = &cfg.admission {
             let mut eo = ac.engine_options();

@@ -46,8 +46,8 @@ oci:
 {{- if not .Values.bundle.exporterKeys }}
 {{- fail "bundle.inbox needs bundle.exporterKeys: bundles are imported only when signed by a known exporter" }}
 {{- end }}
-{{- if gt (int .Values.replicas) 1 }}
-{{- fail "bundle.inbox needs replicas: 1 — a bundle is imported by the replica that takes it, the others would never see it" }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.bundle.shared) }}
+{{- fail "bundle.inbox with several replicas needs bundle.shared: true — otherwise a bundle is imported (and moved) by the replica that takes it, and the others never see it" }}
 {{- end }}
 bundle:
   inbox: /var/lib/trustmirror-inbox
@@ -56,6 +56,7 @@ bundle:
   - /etc/trustmirror/exporters/{{ $name }}.pub
   {{- end }}
   interval: {{ .Values.bundle.interval | quote }}
+  shared: {{ .Values.bundle.shared }}
 {{- end }}
 admission:
   listen: 0.0.0.0:8443
