@@ -217,12 +217,33 @@ async fn stage(file: &Path, live: Option<&Store>, o: &ImportOptions, now: Timest
     let tm = trust.default_root().map_err(|e| ImportError::Tuf(format!("the repository's trusted root: {e}")))?;
     let cas = certificate_authorities(&tm);
 
-    // OCI: every record re-verified under that root
+    // OCI: every record re-verified under that root, on every core (verification is the cost;
+    // the staging store serializes the writes)
     let oci = OciMirror::new(staging.clone(), OciMirrorConfig::default(), clock.clone(), trust.clone());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, records.len().max(1));
+    let per_worker = records.len().div_ceil(workers).max(1);
+    let results: Vec<Result<(usize, usize), ImportError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .chunks(per_worker)
+            .map(|chunk| {
+                let (oci, b) = (&oci, &b);
+                scope.spawn(move || {
+                    let (mut verified, mut rejected) = (0, 0);
+                    for r in chunk {
+                        let blob = |sha: &str| b.read(&format!("blobs/{sha}")).ok();
+                        let (v, x) = oci.ingest_record(r, &blob).map_err(|e| ImportError::Oci(e.to_string()))?;
+                        verified += v;
+                        rejected += x;
+                    }
+                    Ok((verified, rejected))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ImportError::Oci("verification failed unexpectedly".into())))).collect()
+    });
     let (mut verified, mut rejected) = (0, 0);
-    for r in &records {
-        let blob = |sha: &str| b.read(&format!("blobs/{sha}")).ok();
-        let (v, x) = oci.ingest_record(r, &blob).map_err(|e| ImportError::Oci(e.to_string()))?;
+    for r in results {
+        let (v, x) = r?;
         verified += v;
         rejected += x;
     }
