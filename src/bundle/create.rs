@@ -84,7 +84,7 @@ pub fn create(store: &Store, o: &CreateOptions, signer: Option<&crate::core::dss
         (None, Some(s)) => format!("key:{}", &s.keyid[..16]),
         (None, None) => "unsigned".into(),
     };
-    let mut w = Writer::default();
+    let mut w = Writer::create(&o.output, now)?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut count = |k: &str| *counts.entry(k.into()).or_default() += 1;
     let st = |e: crate::store::StoreError| e.to_string();
@@ -185,7 +185,7 @@ pub fn create(store: &Store, o: &CreateOptions, signer: Option<&crate::core::dss
         counts,
     };
     let sign = signer.map(|s| move |m: &[u8]| s.envelope(super::layout::MT_MANIFEST, m));
-    let digest = w.finish(&config, &o.output, sign.as_ref().map(|f| f as &dyn Fn(&[u8]) -> Result<serde_json::Value, String>))?;
+    let digest = w.finish(&config, sign.as_ref().map(|f| f as &dyn Fn(&[u8]) -> Result<serde_json::Value, String>))?;
     // the exporter's own ledger entry: its sequence for the next bundle
     let ledger = crate::store::bundle::ImportLedger {
         exporter: format!("@export:{exporter}"),

@@ -50,10 +50,20 @@ pub struct BundleConfig {
     pub counts: BTreeMap<String, usize>,
 }
 
-/// A bundle being written: files by path.
-#[derive(Default)]
+/// A bundle being written, streamed: each file goes into the archive as a blob as it is added
+/// (only its digest is kept), the manifests and `index.json` at the end; the archive is written
+/// under a temporary name and renamed into place by [`Writer::finish`] (dropped unfinished, it is
+/// removed).
 pub struct Writer {
-    files: BTreeMap<String, Vec<u8>>,
+    out: PathBuf,
+    tmp: PathBuf,
+    tar: Option<tar::Builder<std::io::BufWriter<std::fs::File>>>,
+    mtime: u64,
+    /// path → (digest `sha256:…`, size)
+    files: BTreeMap<String, (String, usize)>,
+    written: std::collections::HashSet<String>,
+    /// The first write error: `add` cannot fail, `finish` reports it.
+    error: Option<String>,
 }
 
 fn safe_path(p: &str) -> bool {
@@ -61,39 +71,66 @@ fn safe_path(p: &str) -> bool {
 }
 
 impl Writer {
+    /// Start writing the bundle `out`; entries carry `created` as their time.
+    pub fn create(out: &Path, created: jiff::Timestamp) -> Result<Self, String> {
+        let tmp = out.with_extension("partial");
+        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let mut w = Writer {
+            out: out.to_path_buf(),
+            tmp,
+            tar: Some(tar::Builder::new(std::io::BufWriter::new(f))),
+            mtime: created.as_second().max(0) as u64,
+            files: BTreeMap::new(),
+            written: Default::default(),
+            error: None,
+        };
+        w.entry("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        Ok(w)
+    }
+
+    fn entry(&mut self, name: &str, b: &[u8]) -> Result<(), String> {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(b.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(self.mtime);
+        h.set_cksum();
+        let t = self.tar.as_mut().expect("open until finished");
+        t.append_data(&mut h, name, b).map_err(|e| format!("writing {}: {e}", self.out.display()))
+    }
+
+    /// Write `b` as a blob (once per content); its digest and size.
+    fn put(&mut self, b: &[u8]) -> (String, usize) {
+        let d = sha256_hex(b);
+        if self.written.insert(d.clone())
+            && let Err(e) = self.entry(&format!("blobs/sha256/{d}"), b)
+        {
+            self.error.get_or_insert(e);
+        }
+        (format!("sha256:{d}"), b.len())
+    }
+
     pub fn add(&mut self, path: &str, bytes: Vec<u8>) {
         debug_assert!(safe_path(path), "{path}");
-        self.files.insert(path.to_string(), bytes);
+        let v = self.put(&bytes);
+        self.files.insert(path.to_string(), v);
     }
 
     pub fn has(&self, path: &str) -> bool {
         self.files.contains_key(path)
     }
 
-    /// Write the layout as a tar: the manifest (and, with `sign`, the signature manifest over
-    /// it). Returns the manifest's digest.
-    pub fn finish(
-        self,
-        config: &BundleConfig,
-        out: &Path,
-        sign: Option<&dyn Fn(&[u8]) -> Result<Value, String>>,
-    ) -> Result<String, String> {
-        let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut put = |b: Vec<u8>| {
-            let d = sha256_hex(&b);
-            let size = b.len();
-            blobs.insert(d.clone(), b);
-            (format!("sha256:{d}"), size)
-        };
-        let cfg = serde_json::to_vec(config).expect("json");
-        let (cd, cs) = put(cfg);
+    /// Finish the layout: the manifest (and, with `sign`, the signature manifest over it) and
+    /// `index.json`, then the archive is synced and renamed into place. Returns the manifest's
+    /// digest.
+    pub fn finish(mut self, config: &BundleConfig, sign: Option<&dyn Fn(&[u8]) -> Result<Value, String>>) -> Result<String, String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let (cd, cs) = self.put(&serde_json::to_vec(config).expect("json"));
         let layers: Vec<Value> = self
             .files
-            .into_iter()
-            .map(|(path, b)| {
-                let (d, s) = put(b);
-                json!({"mediaType": MT_FILE, "digest": d, "size": s, "annotations": {TITLE: path}})
-            })
+            .iter()
+            .map(|(path, (d, s))| json!({"mediaType": MT_FILE, "digest": d, "size": s, "annotations": {TITLE: path}}))
             .collect();
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": MT_MANIFEST, "artifactType": ARTIFACT_BUNDLE,
@@ -103,13 +140,13 @@ impl Writer {
                 "org.opencontainers.image.created": config.created.to_string()},
         }))
         .expect("json");
-        let (md, ms) = put(manifest.clone());
+        let (md, ms) = self.put(&manifest);
         let mut index = vec![json!({"mediaType": MT_MANIFEST, "digest": md, "size": ms, "artifactType": ARTIFACT_BUNDLE,
             "annotations": {"org.opencontainers.image.ref.name": "bundle"}})];
         if let Some(sign) = sign {
             let env = serde_json::to_vec(&sign(&manifest)?).expect("json");
-            let (ed, es) = put(env);
-            let (empty, _) = put(b"{}".to_vec());
+            let (ed, es) = self.put(&env);
+            let (empty, _) = self.put(b"{}");
             let sig = serde_json::to_vec(&json!({
                 "schemaVersion": 2, "mediaType": MT_MANIFEST, "artifactType": ARTIFACT_SIGNATURE,
                 "config": {"mediaType": MT_EMPTY, "digest": empty, "size": 2},
@@ -117,33 +154,31 @@ impl Writer {
                 "subject": {"mediaType": MT_MANIFEST, "digest": md, "size": ms},
             }))
             .expect("json");
-            let (sd, ss) = put(sig);
+            let (sd, ss) = self.put(&sig);
             index.push(json!({"mediaType": MT_MANIFEST, "digest": sd, "size": ss, "artifactType": ARTIFACT_SIGNATURE,
                 "annotations": {"org.opencontainers.image.ref.name": "signature"}}));
         }
         let index = serde_json::to_vec_pretty(&json!({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": index})).expect("json");
-        let tmp = out.with_extension("partial");
-        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let mut t = tar::Builder::new(std::io::BufWriter::new(f));
-        let mut add = |name: &str, b: &[u8]| -> std::io::Result<()> {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(b.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(config.created.as_second().max(0) as u64);
-            h.set_cksum();
-            t.append_data(&mut h, name, b)
-        };
-        let io = |e: std::io::Error| format!("writing {}: {e}", out.display());
-        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
-        add("index.json", &index).map_err(io)?;
-        for (d, b) in &blobs {
-            add(&format!("blobs/sha256/{d}"), b).map_err(io)?;
+        self.entry("index.json", &index)?;
+        if let Some(e) = self.error.take() {
+            return Err(e);
         }
+        let io = |e: std::io::Error| format!("writing {}: {e}", self.out.display());
+        let t = self.tar.take().expect("open until finished");
         let mut w = t.into_inner().map_err(io)?;
         w.flush().map_err(io)?;
         w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, out).map_err(io)?;
+        std::fs::rename(&self.tmp, &self.out).map_err(io)?;
         Ok(format!("sha256:{md}"))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // not finished: nothing half-written is left behind
+        if self.tar.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
