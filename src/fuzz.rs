@@ -126,3 +126,23 @@ pub fn policy(data: &[u8]) {
     let _ = crate::core::policy::BannedList::parse(s);
     let _ = crate::core::policy::PolicySet::parse(s, Default::default());
 }
+
+/// A CUE attestation policy (source text) evaluated over a SLSA v1 statement: compile errors and
+/// verdicts are fine, a panic or a runaway evaluation is not.
+pub fn cue(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    if s.len() > 64 * 1024 {
+        return;
+    }
+    let input = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "subject": [{"name": "r.example/app", "digest": {"sha256": "00"}}],
+        "predicate": {"buildDefinition": {"buildType": "https://example/build/v1", "externalParameters": {"ref": "refs/heads/main"}},
+                      "runDetails": {"builder": {"id": "https://github.com/slsa-framework/b"}}, "Data": "foobar"}
+    });
+    if let Ok((c, _)) = crate::core::policy::cue::compile_tolerant(s) {
+        let _ = c.validate(&input);
+    }
+}
+

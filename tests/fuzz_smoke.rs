@@ -175,6 +175,20 @@ fn parsers_never_panic_on_mutated_real_inputs() {
         ("demo-banned".to_string(), std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/bundles/policy/demo-banned.yaml")).unwrap()),
     ];
     total += run("policy", trustmirror::fuzz::policy, &policies, 150);
+    // the seed's documents in every format (CIP with CUE, Kyverno, Gatekeeper)
+    let seed = files("seed-policies/testbed", |p| p.ends_with(".yaml") && !p.contains("argocd"));
+    assert!(seed.len() >= 5, "the seed's policy documents");
+    total += run("policy-formats", trustmirror::fuzz::policy, &seed, 60);
+    // CUE sources from policy-controller's docs and tests, evaluated
+    let cue: Vec<(String, Vec<u8>)> = files("policy-formats/cue/cases", |p| p.ends_with(".yaml"))
+        .into_iter()
+        .filter_map(|(p, b)| {
+            let v: serde_yaml::Value = serde_yaml::from_slice(&b).ok()?;
+            Some((p, v.get("cue")?.as_str()?.as_bytes().to_vec()))
+        })
+        .collect();
+    assert!(cue.len() >= 40, "CUE cases: {}", cue.len());
+    total += run("cue", trustmirror::fuzz::cue, &cue, 20);
     eprintln!("{total} mutated inputs, no panic");
     assert!(total > 3000);
 }
