@@ -145,4 +145,3 @@ pub fn cue(data: &[u8]) {
         let _ = c.validate(&input);
     }
 }
-

@@ -184,9 +184,9 @@ impl Gatekeeper {
             (None, None) => return Err("the target has no rego".into()),
         };
         let package = package_of(&rego).ok_or("the template's Rego has no package line")?;
-        super::rego::offline(&rego).map_err(|e| format!("the template's Rego: {e}"))?;
+        super::rego::before_parse(&rego).map_err(|e| format!("the template's Rego: {e}"))?;
         for lib in &target.libs {
-            super::rego::offline(lib).map_err(|e| format!("libs: {e}"))?;
+            super::rego::before_parse(lib).map_err(|e| format!("libs: {e}"))?;
         }
         let mut e = regorus::Engine::new();
         e.set_rego_v0(!v1);

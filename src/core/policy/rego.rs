@@ -27,7 +27,7 @@ impl std::fmt::Debug for Rego {
 /// A Rego engine for a policy: Rego v1 syntax, or v0 (what most policy-controller policies are
 /// written in) when v1 does not parse.
 pub fn compile(path: &str, rego: &str) -> Result<Rego, String> {
-    offline(rego)?;
+    before_parse(rego)?;
     let mut e = regorus::Engine::new();
     if e.add_policy(path.into(), rego.into()).is_err() {
         e = regorus::Engine::new();
@@ -58,6 +58,74 @@ impl Rego {
         e.set_input_json(&input.to_string()).map_err(|e| e.to_string())?;
         e.eval_bool_query("data.sigstore.isCompliant".into(), false).map_err(|e| e.to_string())
     }
+}
+
+/// Deepest nesting of `(`, `[` and `{` accepted. regorus's parser backtracks exponentially in
+/// the nesting depth (each level doubles the work: ~1 s at 16 `[` in a debug build, hours at
+/// 40); policies people write stay under 8.
+pub const MAX_NESTING: usize = 12;
+
+/// What is checked before regorus sees a text: no builtin reaching the network, no nesting
+/// deeper than [`MAX_NESTING`].
+pub fn before_parse(rego: &str) -> Result<(), String> {
+    offline(rego)?;
+    nesting(rego)
+}
+
+/// Nesting depth of brackets outside strings and comments (hand-written: a scan, not a parser —
+/// it only has to bound regorus's work, and refuses nothing a Rego parser would accept at a
+/// depth people write).
+fn nesting(rego: &str) -> Result<(), String> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut chars = rego.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => {
+                            line += usize::from(c == '\n');
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "line {line}: brackets nested more than {MAX_NESTING} deep (refused: Rego parsers take exponential time on them)"
+                    ));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Builtins that reach the network: a policy calling them could only fail at admission

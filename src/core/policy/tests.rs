@@ -374,3 +374,26 @@ fn what_would_reach_the_network_at_admission_is_refused_at_load() {
     .unwrap_err();
     assert!(e.contains("net/http"), "{e}");
 }
+
+/// regorus's parser backtracks exponentially in the nesting depth of brackets (a typo of a few
+/// dozen `[` would hang the loader): deep nesting is refused before regorus sees the text, in
+/// attestation policies and Gatekeeper templates alike — found by fuzzing the policy loader.
+#[test]
+fn deeply_nested_rego_is_refused_not_parsed_for_ever() {
+    let deep = format!("package sigstore\nisCompliant {{\n  ms{} := 1\n}}\n", "[".repeat(40));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = deep.clone();
+    std::thread::spawn(move || {
+        let cip = super::rego::compile("p.rego", &d).err();
+        let tpl = serde_json::json!({"crd": {"spec": {"names": {"kind": "K"}}}, "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": d.replace("sigstore", "k")}]});
+        let mut g = super::gatekeeper::Gatekeeper::default();
+        let gk = g.add_template("k", tpl).err();
+        let _ = tx.send((cip, gk));
+    });
+    let (cip, gk) = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("refused, not parsed for ever");
+    for e in [cip.expect("refused"), gk.expect("refused")] {
+        assert!(e.contains("nested"), "{e}");
+    }
+    // ordinary nesting is fine
+    super::rego::compile("p.rego", "package sigstore\nisCompliant { x := [[[{\"a\": [(1)]}]]]; count(x) == 1 }\n").unwrap();
+}
