@@ -87,7 +87,19 @@ pub fn admission_review(data: &[u8]) {
         for k in ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"] {
             let _ = crate::admission::review::images(k, &o["request"]["object"]);
         }
+        // the object is the submitter's: Gatekeeper constraints evaluate it (time-bounded)
+        let _ = seed_gatekeeper().evaluate(&o["request"]);
     }
+}
+
+/// The seed's Gatekeeper template and constraint (digest pinning, a registry allowlist).
+fn seed_gatekeeper() -> &'static crate::core::policy::gatekeeper::Gatekeeper {
+    static G: std::sync::OnceLock<crate::core::policy::gatekeeper::Gatekeeper> = std::sync::OnceLock::new();
+    G.get_or_init(|| {
+        let doc = include_str!("../tests/fixtures/seed-policies/testbed/gatekeeper-require-signed-images.yaml")
+            .replace("${REGISTRY}", "r.example");
+        crate::core::policy::PolicySet::parse(&doc, Default::default()).expect("the seed's Gatekeeper documents load").gatekeeper
+    })
 }
 
 /// The witness's inputs: a checkpoint against the production logs, a tlog-witness
