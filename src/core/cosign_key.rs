@@ -48,7 +48,7 @@ pub fn decrypt(pem: &str, password: &str) -> Result<Vec<u8>, String> {
         return Err(format!("unsupported cosign key encryption: kdf {}, cipher {}", e.kdf.name, e.cipher.name));
     }
     let n = e.kdf.params.N;
-    if !n.is_power_of_two() || n < 2 || n > 1 << 22 {
+    if !n.is_power_of_two() || !(2..=1 << 22).contains(&n) {
         return Err(format!("cosign key: scrypt N={n} is not a power of two in 2..2^22"));
     }
     let salt = B64.decode(&e.kdf.salt).map_err(|e| format!("cosign key salt: {e}"))?;

@@ -104,7 +104,7 @@ impl Gate {
             Evidence::Registry { trusted_root, registry } => {
                 std::fs::read(trusted_root).map_err(|e| cfg(format!("--trusted-root {}: {e}", trusted_root.display())))?;
                 let tmp = tempfile::tempdir().map_err(|e| cfg(format!("a temporary store: {e}")))?;
-                let s = Store::open(&tmp.path().join("gate.redb")).map_err(|e| cfg(format!("a temporary store: {e}")))?;
+                let s = Store::open(tmp.path().join("gate.redb")).map_err(|e| cfg(format!("a temporary store: {e}")))?;
                 (s, TrustConfig { explicit: Some(trusted_root.clone()), ..Default::default() }, Some(tmp), Some(registry.clone()))
             }
         };

@@ -131,11 +131,12 @@ impl<'a> Engine<'a> {
                 let arcs = self.vs[t].arcs.clone();
                 let mut found = false;
                 for a in arcs {
-                    if let V::Atom(s) = self.eval(a) {
-                        if s.kind() == x.kind() && value::scalar_eq(&s, &x) {
-                            found = true;
-                            break;
-                        }
+                    if let V::Atom(s) = self.eval(a)
+                        && s.kind() == x.kind()
+                        && value::scalar_eq(&s, &x)
+                    {
+                        found = true;
+                        break;
                     }
                 }
                 V::Atom(Scalar::Bool(found))

@@ -125,10 +125,10 @@ pub(super) fn concrete(v: V) -> Result<C, V> {
         V::Vertex(t) => Ok(C::Vertex(t)),
         V::Or(alts) => {
             let mut defs: Vec<V> = alts.into_iter().filter(|(_, d)| *d).map(|(x, _)| x).collect();
-            if defs.len() == 1 {
-                if let Some(x) = defs.pop() {
-                    return concrete(x);
-                }
+            if defs.len() == 1
+                && let Some(x) = defs.pop()
+            {
+                return concrete(x);
             }
             Err(V::Inc("unresolved disjunction".into()))
         }
@@ -309,10 +309,10 @@ impl<'a> Engine<'a> {
                 x => acc = unify(acc, x),
             }
         }
-        if let Some(m) = inc {
-            if !matches!(acc, V::Bot(_)) {
-                acc = V::Inc(m);
-            }
+        if let Some(m) = inc
+            && !matches!(acc, V::Bot(_))
+        {
+            acc = V::Inc(m);
         }
         if self.vs[v].is_struct || self.vs[v].is_list {
             acc = self.composite(v, acc);

@@ -74,10 +74,10 @@ impl<'a> Engine<'a> {
             Src::Lit(s, env) => self.process_struct(v, s, env, c.fl),
             Src::Expr(e, env) => match e {
                 Expr::Struct(s) => self.process_struct(v, s, env, c.fl),
-                Expr::Paren(x) => self.process(v, Conj { src: Src::Expr(&**x, env), fl: c.fl }),
+                Expr::Paren(x) => self.process(v, Conj { src: Src::Expr(x, env), fl: c.fl }),
                 Expr::Binary(BinOp::And, a, b) => {
-                    self.process(v, Conj { src: Src::Expr(&**a, env), fl: c.fl });
-                    self.process(v, Conj { src: Src::Expr(&**b, env), fl: c.fl });
+                    self.process(v, Conj { src: Src::Expr(a, env), fl: c.fl });
+                    self.process(v, Conj { src: Src::Expr(b, env), fl: c.fl });
                 }
                 Expr::List(xs, ell, _) => {
                     self.vs[v].is_list = true;

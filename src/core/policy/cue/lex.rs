@@ -99,7 +99,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, String> {
             Tok::Comma
         } else if let Some(p) = PUNCTS.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
             i += p.len();
-            Tok::P(*p)
+            Tok::P(p)
         } else {
             let ch = src[i..].chars().next().unwrap_or('?');
             return Err(format!("unexpected character {ch:?} at {pos}"));

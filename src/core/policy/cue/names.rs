@@ -131,11 +131,11 @@ impl Resolver {
     }
 
     fn regex_lit(&mut self, e: &Expr) -> Result<(), String> {
-        if let Expr::Lit(Scalar::Str(s)) = e {
-            if !self.regexes.contains_key(s) {
-                let re = value::compile_regex(s)?;
-                self.regexes.insert(s.clone(), re);
-            }
+        if let Expr::Lit(Scalar::Str(s)) = e
+            && !self.regexes.contains_key(s)
+        {
+            let re = value::compile_regex(s)?;
+            self.regexes.insert(s.clone(), re);
         }
         Ok(())
     }
@@ -146,10 +146,10 @@ impl Resolver {
         match e {
             Expr::Ident(name, pos) => {
                 let r = self.lookup(name, *pos)?;
-                if let Expr::Builtin(b) = &r {
-                    if b.arity().1 != Some(0) {
-                        return Err(format!("{} must be called at {pos}", b.name()));
-                    }
+                if let Expr::Builtin(b) = &r
+                    && b.arity().1 != Some(0)
+                {
+                    return Err(format!("{} must be called at {pos}", b.name()));
                 }
                 *e = r;
             }
@@ -224,12 +224,13 @@ impl Resolver {
                             Expr::Default(x) => &**x,
                             other => other,
                         };
-                        if let Expr::Ident(n, p) = side {
-                            if matches!(Label::of_ident(n), Label::Def(_)) && self.in_scope(n) {
-                                return Err(format!(
-                                    "unsupported construct: disjunction with the definition {n} at {p} (disjunctions of structs are not supported)"
-                                ));
-                            }
+                        if let Expr::Ident(n, p) = side
+                            && matches!(Label::of_ident(n), Label::Def(_))
+                            && self.in_scope(n)
+                        {
+                            return Err(format!(
+                                "unsupported construct: disjunction with the definition {n} at {p} (disjunctions of structs are not supported)"
+                            ));
                         }
                     }
                 }

@@ -251,27 +251,27 @@ impl Parser {
 
     fn decl(&mut self) -> Result<Decl, String> {
         let pos = self.pos();
-        if !self.field_start() {
-            if let Tok::Ident(kw) = self.tok() {
-                let kw = kw.clone();
-                match kw.as_str() {
-                    "if" => {
-                        self.bump();
-                        let cond = self.expr()?;
-                        if !self.is("{") {
-                            return Err(format!("expected '{{' after the if condition, found {} at {}", describe(self.tok()), self.pos()));
-                        }
-                        let body = self.struct_lit()?;
-                        return Ok(Decl::If { cond, body });
+        if !self.field_start()
+            && let Tok::Ident(kw) = self.tok()
+        {
+            let kw = kw.clone();
+            match kw.as_str() {
+                "if" => {
+                    self.bump();
+                    let cond = self.expr()?;
+                    if !self.is("{") {
+                        return Err(format!("expected '{{' after the if condition, found {} at {}", describe(self.tok()), self.pos()));
                     }
-                    "for" => return Err(format!("unsupported construct: for comprehension at {pos}")),
-                    "let" => return Err(format!("unsupported construct: let declaration at {pos}")),
-                    "import" | "package" => return Err(format!("unsupported construct: {kw} after other declarations at {pos}")),
-                    _ => {}
+                    let body = self.struct_lit()?;
+                    return Ok(Decl::If { cond, body });
                 }
-                if matches!(self.tok_at(1), Tok::P("=")) {
-                    return Err(format!("unsupported construct: alias {kw}= at {pos}"));
-                }
+                "for" => return Err(format!("unsupported construct: for comprehension at {pos}")),
+                "let" => return Err(format!("unsupported construct: let declaration at {pos}")),
+                "import" | "package" => return Err(format!("unsupported construct: {kw} after other declarations at {pos}")),
+                _ => {}
+            }
+            if matches!(self.tok_at(1), Tok::P("=")) {
+                return Err(format!("unsupported construct: alias {kw}= at {pos}"));
             }
         }
         if self.field_start() {

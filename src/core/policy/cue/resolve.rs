@@ -50,15 +50,17 @@ impl<'a> Engine<'a> {
 
     fn lookup(&mut self, b: usize, label: &Label) -> Target {
         self.expand(b);
-        if let Some(a) = self.vs[b].index.get(label).copied() {
-            if self.vs[a].regular {
-                return Target::Vertex(a);
-            }
+        if let Some(a) = self.vs[b].index.get(label).copied()
+            && self.vs[a].regular
+        {
+            return Target::Vertex(a);
         }
-        if !self.vs[b].is_struct && !self.vs[b].is_list && self.vs[b].st == St::Done {
-            if let V::Atom(s) = &self.vs[b].result {
-                return Target::Val(V::Bot(format!("invalid selector {label}: {s} is not a struct")));
-            }
+        if !self.vs[b].is_struct
+            && !self.vs[b].is_list
+            && self.vs[b].st == St::Done
+            && let V::Atom(s) = &self.vs[b].result
+        {
+            return Target::Val(V::Bot(format!("invalid selector {label}: {s} is not a struct")));
         }
         Target::Val(V::Inc(format!("undefined field: {label}")))
     }

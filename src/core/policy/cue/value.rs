@@ -452,11 +452,11 @@ fn meet(x: V, y: V) -> V {
 
 /// Adds an alternative, merging equal concrete ones.
 pub(super) fn push_alt(out: &mut Vec<(V, bool)>, v: V, d: bool) {
-    if let V::Atom(s) = &v {
-        if let Some(slot) = out.iter_mut().find(|(o, _)| matches!(o, V::Atom(t) if t.kind() == s.kind() && scalar_eq(t, s))) {
-            slot.1 |= d;
-            return;
-        }
+    if let V::Atom(s) = &v
+        && let Some(slot) = out.iter_mut().find(|(o, _)| matches!(o, V::Atom(t) if t.kind() == s.kind() && scalar_eq(t, s)))
+    {
+        slot.1 |= d;
+        return;
     }
     out.push((v, d));
 }

@@ -36,11 +36,11 @@ pub(super) fn go_parse_duration(orig: &str) -> Option<i64> {
     const LIM: u64 = 1 << 63;
     let mut s = orig.as_bytes();
     let mut neg = false;
-    if let Some(&c) = s.first() {
-        if c == b'-' || c == b'+' {
-            neg = c == b'-';
-            s = &s[1..];
-        }
+    if let Some(&c) = s.first()
+        && (c == b'-' || c == b'+')
+    {
+        neg = c == b'-';
+        s = &s[1..];
     }
     if s == b"0" {
         return Some(0);
@@ -473,7 +473,7 @@ pub(super) fn go_json_number(f: f64) -> String {
     let a = f.abs();
     if !(1e-6..1e21).contains(&a) {
         // 'e' format, then encoding/json turns e-07 into e-7
-        format!("{sign}{}", exponent_form(&d, dp - 1, dp - 1 >= 0))
+        format!("{sign}{}", exponent_form(&d, dp - 1, dp > 0))
     } else {
         format!("{sign}{}", fixed(&d, dp))
     }

@@ -197,11 +197,11 @@ fn check_variables(s: &str) -> Result<(), String> {
 /// `mergeMaps(src, dst, overwriteMaps=false)` of pkg/engine/context.
 fn merge_maps(src: &Map<String, Value>, dst: &mut Map<String, Value>) {
     for (k, v) in src {
-        if let Value::Object(sm) = v {
-            if let Some(Value::Object(dm)) = dst.get_mut(k) {
-                merge_maps(sm, dm);
-                continue;
-            }
+        if let Value::Object(sm) = v
+            && let Some(Value::Object(dm)) = dst.get_mut(k)
+        {
+            merge_maps(sm, dm);
+            continue;
         }
         dst.insert(k.clone(), v.clone());
     }

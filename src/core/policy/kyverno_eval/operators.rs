@@ -213,10 +213,10 @@ fn num_vs(k: f64, value: &Value, op: &str) -> bool {
     match value {
         Value::Number(_) => cmp_by(k, fnum(value), op),
         Value::String(s) => {
-            if s != "0" {
-                if let Some(vd) = go_parse_duration(s) {
-                    return cmp_by(dur_secs(secs_dur(k)), dur_secs(vd), op);
-                }
+            if s != "0"
+                && let Some(vd) = go_parse_duration(s)
+            {
+                return cmp_by(dur_secs(secs_dur(k)), dur_secs(vd), op);
             }
             go_parse_float(s).is_some_and(|f| cmp_by(k, f, op))
         }
@@ -231,10 +231,10 @@ fn numeric(key: &Value, value: &Value, op: &str) -> bool {
             if let Some((a, b)) = duration_pair(key, value) {
                 return cmp_by(a, b, op);
             }
-            if let (Some(qk), Value::String(v)) = (parse_quantity(k), value) {
-                if let Some(qv) = parse_quantity(v) {
-                    return cmp_by(ord_f(qk.compare(&qv)), 0.0, op);
-                }
+            if let (Some(qk), Value::String(v)) = (parse_quantity(k), value)
+                && let Some(qv) = parse_quantity(v)
+            {
+                return cmp_by(ord_f(qk.compare(&qv)), 0.0, op);
             }
             if let Some(f) = go_parse_float(k) {
                 return num_vs(f, value, op);
@@ -324,7 +324,7 @@ fn in_op(key: &Value, value: &Value, not: bool) -> Result<bool, String> {
                     (false, true)
                 } else {
                     match json_string_array(s) {
-                        Some(arr) => (false, arr.iter().any(|x| *x == k)),
+                        Some(arr) => (false, arr.contains(&k)),
                         None => (true, false),
                     }
                 }
@@ -512,11 +512,11 @@ fn validate_string_pattern(value: &str, pattern: &str) -> bool {
     let op = pattern_operator(pattern);
     let range = |re: &Regex| re.captures(pattern).map(|c| (c[1].to_string(), c[2].to_string()));
     match op {
-        PatOp::InRange => match range(&*IN_RANGE) {
+        PatOp::InRange => match range(&IN_RANGE) {
             Some((l, r)) => validate_string_pattern(value, &format!(">= {l}")) && validate_string_pattern(value, &format!("<= {r}")),
             None => false,
         },
-        PatOp::NotInRange => match range(&*NOT_IN_RANGE) {
+        PatOp::NotInRange => match range(&NOT_IN_RANGE) {
             Some((l, r)) => validate_string_pattern(value, &format!("< {l}")) || validate_string_pattern(value, &format!("> {r}")),
             None => false,
         },
