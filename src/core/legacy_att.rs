@@ -232,7 +232,7 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     let claims = Claims::from(&info.ci_claims);
     let san = info.identity.as_ref().map(|s| s.as_str().to_string());
     match authority {
-        Authority::Keyless(p) => super::verify::check_identity(p, san.as_deref(), info.issuer.as_deref(), &claims)?,
+        Authority::Keyless(p) => p.check(san.as_deref(), info.issuer.as_deref(), &claims)?,
         Authority::Key { name, .. } => {
             return Err(err(Check::Key, format!("the attestation is signed with a certificate, not with key {name}")));
         }

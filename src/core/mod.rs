@@ -6,6 +6,7 @@ pub mod digest;
 pub mod dsse;
 pub mod evidence;
 pub mod freshness;
+pub mod identity;
 pub mod legacy_att;
 pub mod material;
 pub mod merkle;
