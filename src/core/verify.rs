@@ -4,11 +4,12 @@
 //! Cryptographic verification of Sigstore bundles (v0.1–v0.3: certificate chain to Fulcio, SCTs
 //! against CT log keys, Rekor v1 SETs and inclusion proofs with signed checkpoints, Rekor v2,
 //! RFC 3161 timestamps, integrated time within the certificate's validity, message signatures
-//! and DSSE) is `sigstore-verify`'s (see README "Design"); this module adds what it lacks or what
-//! trustmirror decides differently:
+//! and DSSE) is `sigstore-verify`'s (see README "Design"), except the transparency-log checks of
+//! keyless bundles, which are `core::rekor_log`'s (each SET verified once; Rekor v2 entries that
+//! log the certificate's key). This module adds what it lacks or what trustmirror decides
+//! differently:
 //!
-//! * identity policy in cosign's vocabulary (SAN and issuer, exact or regular expression; GitHub
-//!   workflow claims from the Fulcio extensions) applied to the verified certificate;
+//! * identity policy (`core::identity`) applied to the verified certificate;
 //! * the injected clock (sigstore-verify reads the system clock only to refuse integrated times
 //!   in the future; the engine applies the same rule with its clock);
 //! * several trust roots side by side, each with a stable content digest that caches key on;
