@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use jiff::Timestamp;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
-use sigstore_types::{DerCertificate, DerPublicKey, SignatureBytes};
+use sigstore_types::{DerCertificate, SignatureBytes};
 
 use super::verify::{Authority, Check, Claims, Statement, Subject, TrustedMaterial, Verified, VerifyError, VerifyResult};
 
@@ -129,28 +129,15 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     if integrated > now {
         return Err(err(Check::Timestamp, format!("signing time {integrated} is after the verification time {now}")));
     }
-    let root = root_json(tm);
-    let log = root["tlogs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| {
-            l.pointer("/logId/keyId").and_then(Value::as_str).and_then(|k| B64.decode(k).ok()).is_some_and(|k| hex::encode(k) == log_id)
-        })
-        .ok_or_else(|| err(Check::TransparencyLog, format!("log {log_id} is not in the trusted root")))?;
-    if !in_window(&log["publicKey"], integrated) {
-        return Err(err(Check::TransparencyLog, format!("log {log_id}'s key was not valid at {integrated}")));
-    }
-    let log_key = B64
-        .decode(log.pointer("/publicKey/rawBytes").and_then(Value::as_str).unwrap_or_default())
-        .map_err(|e| err(Check::TransparencyLog, e.to_string()))?;
+    let id = hex::decode(log_id)
+        .ok()
+        .and_then(|b| sigstore_types::Sha256Hash::try_from(b.as_slice()).ok())
+        .ok_or_else(|| err(Check::TransparencyLog, format!("logID {log_id:?} is not a SHA-256")))?;
     let set = B64
         .decode(rb["SignedEntryTimestamp"].as_str().unwrap_or_default())
         .map_err(|e| err(Check::TransparencyLog, format!("SignedEntryTimestamp: {e}")))?;
-    let signed = jcs(&json!({"body": body_b64, "integratedTime": t, "logID": log_id, "logIndex": index}));
-    sigstore_crypto::VerificationKey::from_spki(&DerPublicKey::new(log_key))
-        .and_then(|k| k.verify(&signed, &SignatureBytes::new(set)))
-        .map_err(|e| err(Check::TransparencyLog, format!("the SET does not verify with log {log_id}'s key: {e}")))?;
+    super::rekor_log::verify_set_of(tm.rekor_keys(), &id, Some(integrated), index, body_b64.to_string(), &set, now)?;
+    let root = root_json(tm);
 
     // 3. the certificate chains to a Fulcio CA at the integrated time, for code signing
     let mut anchors_der: Vec<Vec<u8>> = vec![];

@@ -122,20 +122,43 @@ fn verify_set(entry: &TransparencyLogEntry, keys: &Keyring, now: Timestamp) -> V
     let promise = entry.inclusion_promise.as_ref().ok_or_else(|| log_error(T::InclusionPromise("Missing inclusion promise".into())))?;
     let id = Sha256Hash::try_from(entry.log_id.key_id.as_bytes())
         .map_err(|e| log_error(T::MalformedEntry(format!("invalid Rekor log ID: {e}"))))?;
-    let key = match entry.integrated_time {
-        Some(t) => keys.key_at(&id, t),
-        None => keys.key_started_by(&id, now),
+    verify_set_of(
+        keys,
+        &id,
+        entry.integrated_time,
+        entry.log_index.as_i64(),
+        entry.canonicalized_body.to_base64(),
+        promise.signed_entry_timestamp.as_bytes(),
+        now,
+    )
+}
+
+/// A Rekor v1 SET over (body, integrated time, log index, log ID), by the key of log `id` valid
+/// at the integrated time (or, without one, started by `now`). Also for entries that arrive
+/// outside a bundle (cosign's `dev.sigstore.cosign/bundle` annotation, `core::legacy_att`).
+pub(crate) fn verify_set_of(
+    keys: &Keyring,
+    id: &Sha256Hash,
+    integrated_time: Option<Timestamp>,
+    log_index: i64,
+    body_b64: String,
+    set: &[u8],
+    now: Timestamp,
+) -> VerifyResult<()> {
+    let key = match integrated_time {
+        Some(t) => keys.key_at(id, t),
+        None => keys.key_started_by(id, now),
     }
-    .ok_or_else(|| log_error(T::UnknownLog { log_id: entry.log_id.key_id.to_string() }))?;
+    .ok_or_else(|| log_error(T::UnknownLog { log_id: hex::encode(id.as_bytes()) }))?;
     let payload = SetPayload {
-        body: entry.canonicalized_body.to_base64(),
-        integrated_time: entry.integrated_time.map_or(0, |t| t.as_second()),
-        log_index: entry.log_index.as_i64(),
+        body: body_b64,
+        integrated_time: integrated_time.map_or(0, |t| t.as_second()),
+        log_index,
         log_id: hex::encode(id.as_bytes()),
     };
     let signed =
         serde_json_canonicalizer::to_vec(&payload).map_err(|e| log_error(T::InclusionPromise(format!("Canonicalization failed: {e}"))))?;
-    key.verify(&signed, &SignatureBytes::new(promise.signed_entry_timestamp.as_bytes().to_vec()))
+    key.verify(&signed, &SignatureBytes::new(set.to_vec()))
         .map_err(|e| log_error(T::InclusionPromise(format!("SET verification failed: {e}"))))
 }
 
