@@ -6,9 +6,11 @@
 //!
 //! `cargo bench --bench bundle`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
 use trustmirror::core::clock::SystemClock;
@@ -24,18 +26,8 @@ const REPO: &str = "bench.internal/myorg/svc";
 
 /// Run the binary to exit: (wall seconds, peak RSS MB, exit status).
 fn run(args: &[&str]) -> (f64, f64, i32) {
-    let t = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trustmirror"))
-        .args(args)
-        .env("TRUSTMIRROR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    (t.elapsed().as_secs_f64(), ru.ru_maxrss as f64 / 1024.0, libc::WEXITSTATUS(status))
+    let (t, rss_kb, code) = common::run_to_exit(args);
+    (t.as_secs_f64(), rss_kb as f64 / 1024.0, code)
 }
 
 fn mb(p: &Path) -> f64 {
@@ -92,20 +84,7 @@ async fn main() {
     };
     let t0 = Instant::now();
     {
-        let store = Arc::new(Store::open(&store_path).unwrap());
-        let tuf = trustmirror::daemon::tuf_mirror(
-            store.clone(),
-            "default",
-            &tb.env["TUF_URL"],
-            Some(std::fs::read(&tb.env["TUF_ROOT"]).unwrap()),
-            None,
-            Duration::from_secs(3600),
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        tuf.refresh().await.unwrap();
-        let trust = Arc::new(TrustSource::new(store.clone(), TrustConfig::default()));
-        let m = OciMirror::new(store.clone(), OciMirrorConfig::default(), Arc::new(SystemClock), trust);
+        let (_store, m) = common::mirrored_store(&tb, &store_path).await;
         ingest(&m, 0, n);
     }
     println!("connected store: {n} digests in {:.1?}, {:.1} MiB", t0.elapsed(), mb(&store_path));

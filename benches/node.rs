@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench node`.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,18 +20,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// Run to exit: (wall ms, peak RSS kB, exit status).
 fn run(args: &[&str]) -> (f64, i64, i32) {
-    let t = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trustmirror"))
-        .args(args)
-        .env("TRUSTMIRROR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    (t.elapsed().as_secs_f64() * 1e3, ru.ru_maxrss, libc::WEXITSTATUS(status))
+    let (t, rss_kb, code) = common::run_to_exit(args);
+    (t.as_secs_f64() * 1e3, rss_kb, code)
 }
 
 fn proc_status(pid: u32) -> (u64, u64) {

@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench service`. Needs `wrk` (`.ci/install`).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,15 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use trustmirror::admission::review;
-use trustmirror::core::clock::SystemClock;
 use trustmirror::core::evidence::COSIGN_SIGN_V1;
-use trustmirror::mirror::oci::{ImageMaterial, OciMirror, OciMirrorConfig};
-use trustmirror::store::Store;
+use trustmirror::mirror::oci::ImageMaterial;
 use trustmirror::testbed::cosign::{STATEMENT_V1, statement};
 use trustmirror::testbed::pki::Identity;
 use trustmirror::testbed::scenarios::good_identity;
 use trustmirror::testbed::{Testbed, TestbedOptions};
-use trustmirror::trust::{TrustConfig, TrustSource};
 
 const REPO: &str = "bench.internal/myorg/svc";
 const JUNK_DIGESTS: usize = 20;
@@ -170,20 +169,7 @@ async fn main() {
     // the store: the testbed's TUF repository, and n digests ingested through the mirror
     let t0 = Instant::now();
     {
-        let store = Arc::new(Store::open(&store_path).unwrap());
-        let tuf = trustmirror::daemon::tuf_mirror(
-            store.clone(),
-            "default",
-            &tb.env["TUF_URL"],
-            Some(std::fs::read(&tb.env["TUF_ROOT"]).unwrap()),
-            None,
-            Duration::from_secs(3600),
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        tuf.refresh().await.unwrap();
-        let trust = Arc::new(TrustSource::new(store.clone(), TrustConfig::default()));
-        let m = OciMirror::new(store.clone(), OciMirrorConfig::default(), Arc::new(SystemClock), trust);
+        let (_store, m) = common::mirrored_store(&tb, &store_path).await;
         let signer = tb.stack.keyless(&good_identity(), tb.now);
         for i in 0..n {
             let digest = trustmirror::core::digest::sha256_digest(format!("bench image {i}").as_bytes());
