@@ -70,7 +70,7 @@ fn is_rekor_v2(e: &TransparencyLogEntry) -> bool {
 /// The entry's body hashes up to the checkpoint's root, and the checkpoint is signed by a trusted
 /// log key. Rekor v2 takes index, size and root from the entry and the signed checkpoint; v1 also
 /// requires its duplicated proof root to equal the checkpoint's.
-fn verify_inclusion(entry: &TransparencyLogEntry, proof: &InclusionProof, keys: &Keyring, now: Timestamp) -> VerifyResult<()> {
+pub(crate) fn verify_inclusion(entry: &TransparencyLogEntry, proof: &InclusionProof, keys: &Keyring, now: Timestamp) -> VerifyResult<()> {
     let checkpoint =
         proof.checkpoint.checkpoint().ok_or_else(|| log_error(T::Checkpoint("the inclusion proof has no checkpoint".into())))?;
     let (index, size, root) = if is_rekor_v2(entry) {

@@ -1,0 +1,287 @@
+//! Keyless bundles whose one transparency-log entry is a Rekor v1 `hashedrekord` 0.0.1 (a message
+//! signature) or `dsse` 0.0.1 (a DSSE envelope) carrying its SET — what cosign 2.x/3.x,
+//! sigstore-python, sigstore-js and `gh attestation` produce — verified in one pass over pieces
+//! parsed once. Every other bundle (key-signed, RFC 3161 timestamps, Rekor v2, intoto 0.0.2,
+//! several entries) is sigstore-verify's (`core::verify`).
+//!
+//! Why not sigstore-verify for these too: it parses the signing certificate three times, decodes
+//! the logged certificate with a character-by-character PEM parser, and re-parses the entry body
+//! for each consistency check; that was ~2/3 of the time it spent beyond the signature
+//! verifications themselves (README "Design", verify benchmark). Here the certificate is parsed
+//! once (`core::fulcio::LeafCert`), and that parse serves the identity, the chain, the SCT and the
+//! entry comparison.
+//!
+//! The checks, their order and their answers are sigstore-verify's, built from the same parts
+//! (sigstore-bundle's structure rules, rustls-webpki, the trusted root's keyrings,
+//! sigstore-merkle, sigstore-rekor's body types, sigstore-crypto's signature schemes):
+//!
+//! 1. the bundle's structure for its version;
+//! 2. the signing scheme from the certificate's key (and the message digest's algorithm);
+//!    for DSSE, an in-toto statement with subjects to bind the artifact to;
+//! 3. the SET by the log's key valid at the integrated time, which becomes the signing time;
+//! 4. the chain to a Fulcio CA valid then, for code signing, and the certificate valid then;
+//! 5. exactly one embedded SCT, signed by a trusted CT log over the precertificate;
+//! 6. the signature (message digest binding first; DSSE over its PAE, then the subject binding);
+//! 7. the entry describes this bundle (CVE-2022-36056): digest, signature and certificate;
+//! 8. the inclusion proof the bundle's version requires (v0.1 bundles may carry only the SET),
+//!    up to a checkpoint signed by a trusted log key (`core::rekor_log`);
+//! 9. the signing time is not after `now` (the injected clock).
+//!
+//! tests/keyless_paths.rs holds the two paths to the same accept/refuse, and the same check, on
+//! every conformance bundle they both take and on mutations of them.
+
+use jiff::Timestamp;
+use sigstore_crypto::ArtifactHasher;
+use sigstore_types::bundle::VerificationMaterialContent;
+use sigstore_types::{
+    ArtifactDigest, Bundle, DerCertificate, HashAlgorithm, KindVersion, Sha256Hash, SignatureContent, Statement, TransparencyLogEntry,
+};
+use sigstore_verify::rekor::body::RekorEntryBody;
+
+use super::fulcio::LeafCert;
+use super::identity::Claims;
+use super::verify::{Check, Subject, TrustedMaterial, VerifyError, VerifyResult};
+
+fn fail(check: Check, m: impl Into<String>) -> VerifyError {
+    VerifyError::new(check, m)
+}
+
+/// Whether `b` is a bundle this module verifies.
+pub fn covers(b: &Bundle) -> bool {
+    let [e] = b.verification_material.tlog_entries.as_slice() else { return false };
+    b.signing_certificate().is_some()
+        && b.verification_material.timestamp_verification_data.rfc3161_timestamps.is_empty()
+        && e.inclusion_promise.is_some()
+        && e.integrated_time.is_some()
+        && matches!(
+            (&b.content, e.kind_version),
+            (SignatureContent::MessageSignature(_), KindVersion::HashedRekordV001)
+                | (SignatureContent::DsseEnvelope(_), KindVersion::DsseV001)
+        )
+}
+
+/// Who signed, and when (the SET's integrated time).
+pub(crate) struct Signed {
+    pub san: Option<String>,
+    pub issuer: Option<String>,
+    pub claims: Claims,
+    pub time: Timestamp,
+}
+
+/// The artifact's digests in every algorithm the bundle needs (or the one digest supplied).
+struct Digests(Vec<ArtifactDigest>);
+
+impl Digests {
+    fn of(subject: Subject<'_>, algorithms: &[HashAlgorithm]) -> VerifyResult<Self> {
+        Ok(Self(match subject {
+            Subject::Blob(blob) => algorithms
+                .iter()
+                .map(|a| {
+                    let mut h = ArtifactHasher::new(*a).map_err(|e| fail(Check::Artifact, e.to_string()))?;
+                    h.update(blob);
+                    Ok(h.finalize())
+                })
+                .collect::<VerifyResult<_>>()?,
+            Subject::Sha256(d) => vec![ArtifactDigest::new(HashAlgorithm::Sha2256, d.to_vec()).expect("32 bytes is a SHA-256")],
+            Subject::Sha512(d) => vec![ArtifactDigest::new(HashAlgorithm::Sha2512, d.to_vec()).expect("64 bytes is a SHA-512")],
+        }))
+    }
+
+    fn get(&self, a: HashAlgorithm) -> VerifyResult<&[u8]> {
+        self.0.iter().find(|d| d.algorithm() == a).map(|d| d.as_bytes()).ok_or_else(|| {
+            let have: Vec<String> = self.0.iter().map(|d| d.algorithm().to_string()).collect();
+            fail(Check::Artifact, format!("verification requires an {a} artifact digest; supplied: {}", have.join(", ")))
+        })
+    }
+}
+
+/// Whether the certificate logged in an entry (PEM text) is `leaf_der`. Rekor logs the PEM its
+/// client sent; every client writes RFC 7468's layout, so the common case is one comparison with
+/// the leaf PEM-encoded that way. Any other text is decoded by sigstore-rekor's lenient parser and
+/// compared as DER, as sigstore-verify does — so the answer is the same either way.
+fn logged_certificate_is(
+    pem: &[u8],
+    leaf_pem: &str,
+    leaf_der: &[u8],
+    lenient: impl FnOnce() -> Result<DerCertificate, sigstore_verify::rekor::Error>,
+) -> VerifyResult<bool> {
+    if pem == leaf_pem.as_bytes() || pem == leaf_pem.trim_end().as_bytes() {
+        return Ok(true);
+    }
+    lenient().map(|c| c.as_bytes() == leaf_der).map_err(|e| fail(Check::TransparencyLog, e.to_string()))
+}
+
+fn entry_mismatch(m: &str) -> VerifyError {
+    fail(Check::TransparencyLog, m)
+}
+
+pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now: Timestamp) -> VerifyResult<Signed> {
+    let entry: &TransparencyLogEntry = &b.verification_material.tlog_entries[0];
+    // 1. structure (the inclusion proof is required at 8, in sigstore-verify's order)
+    let structure = |require_proof: bool| {
+        let rules = sigstore_bundle::ValidationOptions::new().with_require_inclusion_proof(require_proof).with_require_timestamp(false);
+        sigstore_bundle::validate_bundle_with_options(b, &rules).map_err(|e| VerifyError::from_sigstore(sigstore_verify::Error::Bundle(e)))
+    };
+    structure(false)?;
+    let (leaf_der, intermediates): (&[u8], Vec<&[u8]>) = match &b.verification_material.content {
+        VerificationMaterialContent::Certificate(c) => (c.raw_bytes.as_bytes(), vec![]),
+        VerificationMaterialContent::X509CertificateChain { certificates } => match certificates.split_first() {
+            Some((l, rest)) => (l.raw_bytes.as_bytes(), rest.iter().map(|c| c.raw_bytes.as_bytes()).collect()),
+            None => return Err(fail(Check::Certificate, "bundle has no signing certificate")),
+        },
+        _ => return Err(fail(Check::Certificate, "bundle has no signing certificate")),
+    };
+    let leaf = LeafCert::parse(leaf_der)?;
+
+    // 2. scheme, statement, digests
+    let crypto = |e: sigstore_crypto::Error| fail(Check::Signature, e.to_string());
+    let (scheme, statement, algorithms) = match &b.content {
+        SignatureContent::MessageSignature(m) => {
+            let scheme = match &m.message_digest {
+                Some(d) => leaf.key_algorithm.resolve_signing_scheme(d.algorithm).map_err(crypto)?,
+                None => leaf.key_algorithm.default_signing_scheme(),
+            };
+            let mut algs = vec![HashAlgorithm::Sha2256];
+            for a in m.message_digest.as_ref().map(|d| d.algorithm).into_iter().chain(scheme.hash_algorithm()) {
+                if !algs.contains(&a) {
+                    algs.push(a);
+                }
+            }
+            (scheme, None, algs)
+        }
+        SignatureContent::DsseEnvelope(env) => {
+            if env.payload_type != "application/vnd.in-toto+json" {
+                return Err(fail(
+                    Check::Unsupported,
+                    format!("unsupported DSSE payload type {:?}: cannot bind artifact to attestation", env.payload_type),
+                ));
+            }
+            let st: Statement = serde_json::from_slice(env.payload.as_bytes())
+                .map_err(|e| fail(Check::Parse, format!("failed to parse in-toto statement: {e}")))?;
+            if st.subject.is_empty() {
+                return Err(fail(Check::Parse, "in-toto statement has no subjects: cannot bind artifact to attestation"));
+            }
+            let algs = st.subject_algorithms();
+            if algs.is_empty() {
+                return Err(fail(Check::Unsupported, "in-toto statement has no supported subject digest algorithms"));
+            }
+            (leaf.key_algorithm.default_signing_scheme(), Some(st), algs)
+        }
+        _ => return Err(fail(Check::Unsupported, "unsupported bundle signature content")),
+    };
+    let digests = Digests::of(subject, &algorithms)?;
+
+    // 3. the SET gives the signing time
+    let time = entry.integrated_time.ok_or_else(|| fail(Check::TransparencyLog, "the entry has no integrated time"))?;
+    let promise = entry.inclusion_promise.as_ref().ok_or_else(|| fail(Check::TransparencyLog, "Missing inclusion promise"))?;
+    let log_id = Sha256Hash::try_from(entry.log_id.key_id.as_bytes())
+        .map_err(|e| fail(Check::TransparencyLog, format!("invalid Rekor log ID: {e}")))?;
+    super::rekor_log::verify_set_of(
+        tm.rekor_keys(),
+        &log_id,
+        Some(time),
+        entry.log_index.as_i64(),
+        entry.canonicalized_body.to_base64(),
+        promise.signed_entry_timestamp.as_bytes(),
+        now,
+    )?;
+
+    // 4. chain and validity at that time; 5. the SCT over the precertificate
+    let issuer_spki = tm.anchors().verify_chain(leaf_der, &intermediates, time)?;
+    leaf.check_time(time)?;
+    super::sct::verify_one(&leaf.cert, leaf_der, &issuer_spki, tm.ct_keys())?;
+
+    // 6. the signature
+    let bad_sig = |what: &str, e: sigstore_crypto::Error| fail(Check::Signature, format!("{what} verification failed: {e}"));
+    let artifact_sha256 = || -> VerifyResult<Sha256Hash> {
+        Sha256Hash::try_from(digests.get(HashAlgorithm::Sha2256)?).map_err(|e| fail(Check::Artifact, e.to_string()))
+    };
+    match (&b.content, &statement) {
+        (SignatureContent::DsseEnvelope(env), Some(st)) => {
+            sigstore_crypto::verify_signature(&leaf.public_key, &env.pae(), &env.signature.sig, scheme)
+                .map_err(|e| bad_sig("DSSE signature", e))?;
+            let bound = artifact_sha256().is_ok_and(|d| st.matches_sha256(&d))
+                || digests
+                    .get(HashAlgorithm::Sha2512)
+                    .ok()
+                    .and_then(|d| sigstore_types::Sha512Hash::try_from(d).ok())
+                    .is_some_and(|d| st.matches_sha512(&d));
+            if !bound {
+                return Err(fail(Check::Artifact, "artifact hash does not match any subject in attestation"));
+            }
+        }
+        (SignatureContent::MessageSignature(m), _) => {
+            if let Some(d) = &m.message_digest
+                && d.digest.as_bytes() != digests.get(d.algorithm)?
+            {
+                return Err(fail(Check::Artifact, "message digest in bundle does not match artifact hash"));
+            }
+            match (scheme.hash_algorithm(), subject) {
+                (Some(a), _) => sigstore_crypto::verify_signature_prehashed(&leaf.public_key, digests.get(a)?, &m.signature, scheme),
+                (None, Subject::Blob(blob)) => sigstore_crypto::verify_signature(&leaf.public_key, blob, &m.signature, scheme),
+                (None, _) => {
+                    return Err(fail(
+                        Check::Artifact,
+                        format!("cannot verify signature from a digest - scheme {} does not support prehashed mode", scheme.name()),
+                    ));
+                }
+            }
+            .map_err(|e| bad_sig("signature", e))?;
+        }
+        _ => return Err(fail(Check::Unsupported, "unsupported bundle signature content")),
+    }
+
+    // 7. the entry is this bundle's
+    let body = RekorEntryBody::parse(&entry.canonicalized_body, entry.kind_version)
+        .map_err(|e| fail(Check::TransparencyLog, format!("failed to parse Rekor body: {e}")))?;
+    let leaf_pem = super::pem::encode("CERTIFICATE", leaf_der);
+    match (&body, &b.content) {
+        (RekorEntryBody::HashedRekordV001(r), SignatureContent::MessageSignature(m)) => {
+            let logged = Sha256Hash::from_hex(r.spec.data.hash.value.as_str())
+                .map_err(|e| fail(Check::TransparencyLog, format!("invalid hash in Rekor entry: {e}")))?;
+            if artifact_sha256()? != logged {
+                return Err(fail(Check::Artifact, "artifact hash mismatch for hashedrekord entry"));
+            }
+            let key = &r.spec.signature.public_key;
+            if !logged_certificate_is(key.content.as_bytes(), &leaf_pem, leaf_der, || key.parse_certificate())? {
+                return Err(entry_mismatch("certificate in bundle does not match certificate in Rekor entry"));
+            }
+            if r.spec.signature.content != m.signature {
+                return Err(entry_mismatch("signature in bundle does not match signature in Rekor entry"));
+            }
+        }
+        (RekorEntryBody::DsseV001(d), SignatureContent::DsseEnvelope(env)) => {
+            if d.spec.payload_hash.algorithm != HashAlgorithm::Sha2256 {
+                return Err(fail(Check::Unsupported, "unsupported DSSE payload hash algorithm"));
+            }
+            if hex::encode(sigstore_crypto::sha256(env.payload.as_bytes())) != d.spec.payload_hash.value {
+                return Err(entry_mismatch("DSSE payload hash mismatch"));
+            }
+            let [sig] = d.spec.signatures.as_slice() else {
+                return Err(entry_mismatch(&format!(
+                    "DSSE signature count mismatch: bundle has 1, Rekor entry has {}",
+                    d.spec.signatures.len()
+                )));
+            };
+            if env.signature.sig.as_bytes() != sig.signature.as_bytes()
+                || !logged_certificate_is(sig.verifier.as_bytes(), &leaf_pem, leaf_der, || sig.parse_certificate())?
+            {
+                return Err(entry_mismatch(
+                    "DSSE signature in bundle does not match any signature in Rekor entry (signature or verifier mismatch)",
+                ));
+            }
+        }
+        _ => return Err(fail(Check::TransparencyLog, "the Rekor entry's body is not of its declared kind")),
+    }
+
+    // 8. the inclusion proof and its checkpoint
+    structure(true)?;
+    if let Some(proof) = &entry.inclusion_proof {
+        super::rekor_log::verify_inclusion(entry, proof, tm.rekor_keys(), now)?;
+    }
+    // last, as on the sigstore-verify path: a signing time after the verifier's clock
+    if time > now {
+        return Err(fail(Check::Timestamp, format!("signing time {time} is after the verification time {now}")));
+    }
+    Ok(Signed { san: leaf.san, issuer: leaf.issuer, claims: leaf.claims, time })
+}

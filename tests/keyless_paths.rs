@@ -1,0 +1,307 @@
+//! The one-pass keyless path (`core::keyless`, what `verify_bundle` uses for keyless bundles with
+//! one Rekor v1 hashedrekord/dsse entry) held against sigstore-verify (`verify_with_sigstore`):
+//! the same accept or refuse, the same check, the same signer and times —
+//!
+//! * on every sigstore-conformance case, by path and by digest;
+//! * on mutations of every happy case both paths take (signature, digest, payload, SET, log
+//!   index, integrated time, proof, checkpoint, body, certificate, log ID), for several subjects,
+//!   identities and clocks;
+//! * on testbed bundles built so that only the consistency checks can refuse them: a valid SET
+//!   and inclusion proof over a body that records another certificate, digest or signature, or
+//!   the right certificate in a PEM layout no client writes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256, Sha512};
+use trustmirror::core::keyless::covers;
+use trustmirror::core::verify::{
+    Authority, Check, IdentityPolicy, Matcher, Subject, TrustedMaterial, Verified, parse_bundle, verify_parsed, verify_with_sigstore,
+};
+use trustmirror::testbed::pki::Identity;
+use trustmirror::testbed::rekor::{dsse_body, hashedrekord_body, pem_b64};
+use trustmirror::testbed::sigstore::{Signer, SigstoreStack};
+
+const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+type Outcome = Result<(String, Option<String>, String, Option<jiff::Timestamp>, Vec<jiff::Timestamp>), Check>;
+
+fn outcome(r: Result<Verified, trustmirror::core::verify::VerifyError>) -> Outcome {
+    r.map(|v| (v.signer, v.issuer, format!("{:?}", v.claims), v.integrated_time, v.timestamps)).map_err(|e| e.check)
+}
+
+/// Both paths on one bundle; `None` when the bundle does not parse (one parser serves both) or
+/// is not one the one-pass path takes.
+fn both(tm: &TrustedMaterial, json: &[u8], subject: Subject<'_>, a: &Authority, now: jiff::Timestamp) -> Option<(Outcome, Outcome)> {
+    let b = parse_bundle(json).ok()?;
+    if !covers(&b) {
+        return None;
+    }
+    Some((outcome(verify_parsed(tm, &b, subject, a, now)), outcome(verify_with_sigstore(tm, &b, subject, a, now))))
+}
+
+fn keyless(san: &str, issuer: &str) -> Authority {
+    Authority::Keyless(IdentityPolicy {
+        san: Some(Matcher::Exact(san.into())),
+        issuer: Some(Matcher::Exact(issuer.into())),
+        ..Default::default()
+    })
+}
+
+fn corpus() -> PathBuf {
+    common::fixture("sigstore/sigstore-conformance/test/assets/bundle-verify")
+}
+
+fn case_root(dir: &Path) -> Option<TrustedMaterial> {
+    std::fs::read(dir.join("trusted_root.json")).ok().and_then(|b| TrustedMaterial::from_json("case", &b).ok())
+}
+
+fn read(dir: &Path, f: &str, default: &str) -> String {
+    std::fs::read_to_string(dir.join(f)).map(|s| s.trim().to_string()).unwrap_or(default.into())
+}
+
+#[test]
+fn both_paths_answer_every_conformance_case_alike() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let (mut compared, mut accepted, mut refused) = (0, 0, 0);
+    for d in &dirs {
+        if d.join("key.pub").exists() {
+            continue; // key-signed: not the one-pass path's
+        }
+        let own = case_root(d);
+        let tm = own.as_ref().unwrap_or(TrustedMaterial::production());
+        let a = keyless(&read(d, "identity", IDENTITY), &read(d, "issuer", ISSUER));
+        let artifact = std::fs::read(d.join("artifact")).unwrap_or_else(|_| std::fs::read(corpus().join("a.txt")).unwrap());
+        let json = std::fs::read(d.join("bundle.sigstore.json")).unwrap();
+        let digest: [u8; 32] = Sha256::digest(&artifact).into();
+        for subject in [Subject::Blob(&artifact), Subject::Sha256(digest)] {
+            if let Some((fast, reference)) = both(tm, &json, subject, &a, jiff::Timestamp::now()) {
+                assert_eq!(fast, reference, "{}", d.display());
+                compared += 1;
+                if fast.is_ok() { accepted += 1 } else { refused += 1 }
+            }
+        }
+    }
+    eprintln!("{compared} comparisons: {accepted} accepted, {refused} refused by both");
+    assert!(accepted >= 10 && refused >= 20, "{accepted} accepted, {refused} refused");
+}
+
+fn b64_edit(v: &mut Value, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut b = B64.decode(v.as_str().unwrap()).unwrap();
+    f(&mut b);
+    *v = B64.encode(b).into();
+}
+
+fn flip_last(b: &mut Vec<u8>) {
+    let n = b.len();
+    b[n - 1] ^= 1;
+}
+
+/// Named edits of a happy bundle.
+fn mutations(b: &Value) -> Vec<(&'static str, Value)> {
+    let mut out: Vec<(&'static str, Value)> = vec![];
+    let mut m = |name: &'static str, f: &dyn Fn(&mut Value)| {
+        let mut c = b.clone();
+        f(&mut c);
+        out.push((name, c));
+    };
+    let e = "/verificationMaterial/tlogEntries/0";
+    fn edit(v: &mut Value, p: &str, f: impl FnOnce(&mut Value)) {
+        if let Some(x) = v.pointer_mut(p) {
+            f(x)
+        }
+    }
+    m("message signature", &|v| edit(v, "/messageSignature/signature", |x| b64_edit(x, flip_last)));
+    m("message digest", &|v| edit(v, "/messageSignature/messageDigest/digest", |x| b64_edit(x, flip_last)));
+    m("no message digest", &|v| {
+        if let Some(o) = v.pointer_mut("/messageSignature").and_then(Value::as_object_mut) {
+            o.remove("messageDigest");
+        }
+    });
+    m("dsse signature", &|v| edit(v, "/dsseEnvelope/signatures/0/sig", |x| b64_edit(x, flip_last)));
+    m("dsse payload", &|v| edit(v, "/dsseEnvelope/payload", |x| b64_edit(x, |b| b.push(b' '))));
+    m("dsse payload type", &|v| edit(v, "/dsseEnvelope/payloadType", |x| *x = "application/json".into()));
+    m("integrated time", &|v| {
+        edit(v, &format!("{e}/integratedTime"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into())
+    });
+    m("log index", &|v| edit(v, &format!("{e}/logIndex"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into()));
+    m("SET", &|v| edit(v, &format!("{e}/inclusionPromise/signedEntryTimestamp"), |x| b64_edit(x, flip_last)));
+    m("proof hash", &|v| edit(v, &format!("{e}/inclusionProof/hashes/0"), |x| b64_edit(x, flip_last)));
+    m("proof root", &|v| edit(v, &format!("{e}/inclusionProof/rootHash"), |x| b64_edit(x, flip_last)));
+    m("proof size", &|v| {
+        edit(v, &format!("{e}/inclusionProof/treeSize"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into())
+    });
+    m("checkpoint", &|v| {
+        edit(v, &format!("{e}/inclusionProof/checkpoint/envelope"), |x| *x = x.as_str().unwrap().replacen('\n', "\nx", 1).into())
+    });
+    m("no proof", &|v| {
+        if let Some(o) = v.pointer_mut(e).and_then(Value::as_object_mut) {
+            o.remove("inclusionProof");
+        }
+    });
+    m("body", &|v| edit(v, &format!("{e}/canonicalizedBody"), |x| b64_edit(x, |b| b[20] ^= 1)));
+    m("log ID", &|v| edit(v, &format!("{e}/logId/keyId"), |x| b64_edit(x, flip_last)));
+    m("kind", &|v| edit(v, &format!("{e}/kindVersion/kind"), |x| *x = if x == "dsse" { "hashedrekord".into() } else { "dsse".into() }));
+    for p in ["/verificationMaterial/certificate/rawBytes", "/verificationMaterial/x509CertificateChain/certificates/0/rawBytes"] {
+        m("certificate signature", &|v| edit(v, p, |x| b64_edit(x, flip_last)));
+        // a byte inside the embedded SCT list (the extensions end ~0x60 bytes before the signature)
+        m("certificate SCT", &|v| {
+            edit(v, p, |x| {
+                b64_edit(x, |b| {
+                    let n = b.len();
+                    b[n - 0x60] ^= 1
+                })
+            })
+        });
+    }
+    out
+}
+
+#[test]
+fn both_paths_answer_mutations_of_every_happy_case_alike() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let (mut compared, mut refused, mut cases) = (0, 0, 0);
+    for d in dirs.iter().filter(|d| !d.to_string_lossy().ends_with("_fail") && !d.join("key.pub").exists()) {
+        let own = case_root(d);
+        let tm = own.as_ref().unwrap_or(TrustedMaterial::production());
+        let json = std::fs::read(d.join("bundle.sigstore.json")).unwrap();
+        let Ok(parsed) = parse_bundle(&json) else { continue };
+        if !covers(&parsed) {
+            continue;
+        }
+        cases += 1;
+        let b: Value = serde_json::from_slice(&json).unwrap();
+        let artifact = std::fs::read(d.join("artifact")).unwrap_or_else(|_| std::fs::read(corpus().join("a.txt")).unwrap());
+        let sha256: [u8; 32] = Sha256::digest(&artifact).into();
+        let sha512: [u8; 64] = Sha512::digest(&artifact).into();
+        let t: i64 = b["verificationMaterial"]["tlogEntries"][0]["integratedTime"].as_str().unwrap().parse().unwrap();
+        let before = jiff::Timestamp::from_second(t - 3600).unwrap();
+        let right = keyless(&read(d, "identity", IDENTITY), &read(d, "issuer", ISSUER));
+        let wrong = keyless("https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main", ISSUER);
+        let any = Authority::Keyless(IdentityPolicy::default());
+        let mut variants = vec![("as is", b.clone())];
+        variants.extend(mutations(&b));
+        for (name, v) in &variants {
+            let bytes = serde_json::to_vec(v).unwrap();
+            let subjects = [Subject::Blob(&artifact), Subject::Sha256(sha256), Subject::Sha512(sha512), Subject::Blob(b"another artifact")];
+            for (s, a, now) in subjects
+                .iter()
+                .flat_map(|s| [(s, &right, jiff::Timestamp::now()), (s, &any, jiff::Timestamp::now())])
+                .chain([(&subjects[0], &wrong, jiff::Timestamp::now()), (&subjects[0], &right, before)])
+            {
+                if let Some((fast, reference)) = both(tm, &bytes, *s, a, now) {
+                    assert_eq!(fast, reference, "{} / {name} / {s:?} / {} / {now}", d.display(), a.name());
+                    compared += 1;
+                    refused += fast.is_err() as usize;
+                }
+            }
+        }
+    }
+    eprintln!("{cases} happy cases, {compared} comparisons, {refused} refused by both");
+    assert!(cases >= 5 && compared >= 300 && refused >= 200, "{cases} cases, {compared} comparisons, {refused} refused");
+}
+
+/// A keyless bundle whose one Rekor v1 entry (valid SET and proof) logs `body`, with no RFC 3161
+/// timestamp, so the SET gives the signing time — the one-pass path's kind of bundle.
+fn logged(stack: &SigstoreStack, signer: &Signer, content: Value, body: &Value, at: jiff::Timestamp) -> Vec<u8> {
+    let entry = stack.rekor.lock().unwrap().append(body, at.as_second());
+    let Signer::Keyless { cert_der, .. } = signer else { panic!("keyless") };
+    let mut b = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"certificate": {"rawBytes": B64.encode(cert_der)}, "tlogEntries": [entry.bundle_json()]},
+    });
+    let key = if content.get("payloadType").is_some() { "dsseEnvelope" } else { "messageSignature" };
+    b[key] = content;
+    serde_json::to_vec(&b).unwrap()
+}
+
+#[test]
+fn both_paths_refuse_entries_that_record_another_bundle() {
+    let now = jiff::Timestamp::now();
+    let at = now.checked_sub(jiff::SignedDuration::from_mins(1)).unwrap();
+    let stack = SigstoreStack::new("keyless-paths", now);
+    let tm = TrustedMaterial::from_json("testbed", stack.trusted_root("http://127.0.0.1:1").to_string().as_bytes()).unwrap();
+    let id = Identity::github_workflow("myorg/app", ".github/workflows/build.yml", "refs/heads/main");
+    let a = keyless(&id.san, &id.issuer);
+    let signer = stack.keyless(&id, at);
+    let other = stack.keyless(&id, at);
+    let artifact = b"release.tar".as_slice();
+    let digest = Sha256::digest(artifact).to_vec();
+    let sig = signer.key().sign(artifact);
+    let content = json!({"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(&digest)}, "signature": B64.encode(&sig)});
+    let Signer::Keyless { cert_der, .. } = &signer else { unreachable!() };
+    let pem = trustmirror::testbed::keys::pem("CERTIFICATE", cert_der);
+
+    let crlf = B64.encode(pem.replace('\n', "\r\n"));
+    let wide = {
+        let b = B64.encode(cert_der);
+        let lines: Vec<&str> = b.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        B64.encode(format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n")))
+    };
+    let cases: Vec<(&str, Value, Option<Check>)> = vec![
+        ("as signed", hashedrekord_body(&digest, &sig, &signer.verifier_pem_b64()), None),
+        ("another certificate", hashedrekord_body(&digest, &sig, &other.verifier_pem_b64()), Some(Check::TransparencyLog)),
+        ("another digest", hashedrekord_body(&Sha256::digest(b"x"), &sig, &signer.verifier_pem_b64()), Some(Check::Artifact)),
+        (
+            "another signature",
+            hashedrekord_body(&digest, &other.key().sign(artifact), &signer.verifier_pem_b64()),
+            Some(Check::TransparencyLog),
+        ),
+        (
+            "the certificate as a public key",
+            hashedrekord_body(&digest, &sig, &pem_b64("PUBLIC KEY", cert_der)),
+            Some(Check::TransparencyLog),
+        ),
+        ("CRLF line ends", hashedrekord_body(&digest, &sig, &crlf), None),
+        ("76-column lines", hashedrekord_body(&digest, &sig, &wide), None),
+    ];
+    for (name, body, want) in &cases {
+        let json = logged(&stack, &signer, content.clone(), body, at);
+        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
+        assert_eq!(fast, reference, "{name}");
+        assert_eq!(fast.as_ref().err().copied(), *want, "{name}: {fast:?}");
+    }
+
+    // logged after the certificate's ten minutes
+    let early = now.checked_sub(jiff::SignedDuration::from_mins(60)).unwrap();
+    let expired = stack.keyless(&id, early);
+    let esig = expired.key().sign(artifact);
+    let econtent = json!({"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(&digest)}, "signature": B64.encode(&esig)});
+    let json = logged(&stack, &expired, econtent, &hashedrekord_body(&digest, &esig, &expired.verifier_pem_b64()), at);
+    let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).unwrap();
+    assert_eq!(fast, reference);
+    assert_eq!(fast.unwrap_err(), Check::Certificate);
+
+    // DSSE: the entry records another payload, or two signatures
+    let statement = json!({"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1", "predicate": {},
+        "subject": [{"name": "release.tar", "digest": {"sha256": hex::encode(&digest)}}]});
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let (env, dsig) = stack.dsse(&signer, "application/vnd.in-toto+json", &payload);
+    let dcontent = json!({"payload": B64.encode(&payload), "payloadType": "application/vnd.in-toto+json", "signatures": [{"sig": B64.encode(&dsig), "keyid": ""}]});
+    let good = dsse_body(&env, &payload, &dsig, &signer.verifier_pem_b64());
+    let mut other_payload = good.clone();
+    other_payload["spec"]["payloadHash"]["value"] = hex::encode(Sha256::digest(b"{}")).into();
+    let mut two = good.clone();
+    let s0 = two["spec"]["signatures"][0].clone();
+    two["spec"]["signatures"].as_array_mut().unwrap().push(s0);
+    let mut other_cert = good.clone();
+    other_cert["spec"]["signatures"][0]["verifier"] = other.verifier_pem_b64().into();
+    for (name, body, want) in [
+        ("as signed", good, None),
+        ("another payload", other_payload, Some(Check::TransparencyLog)),
+        ("two signatures", two, Some(Check::TransparencyLog)),
+        ("another certificate", other_cert, Some(Check::TransparencyLog)),
+    ] {
+        let json = logged(&stack, &signer, dcontent.clone(), &body, at);
+        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
+        assert_eq!(fast, reference, "dsse {name}");
+        assert_eq!(fast.as_ref().err().copied(), want, "dsse {name}: {fast:?}");
+    }
+}
