@@ -14,7 +14,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use der::{Decode, Encode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use trustmirror::core::verify::{Authority, IdentityPolicy, Matcher, Subject, TrustedMaterial, verify_bundle};
+use trustmirror::core::verify::{
+    Authority, IdentityPolicy, Matcher, Subject, TrustedMaterial, parse_bundle, verify_bundle, verify_with_sigstore,
+};
 
 /// The conformance suite's signing identity (all five production bundles).
 const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
@@ -320,6 +322,16 @@ fn section(title: &str, cases: &[Case], tm_json: &Value, seconds: f64, work: &Pa
     if std::env::var_os("BENCH_ENGINE_ONLY").is_some() {
         return;
     }
+    // the same bundles with every check through sigstore-verify (the reference core::keyless is
+    // tested against), to show what the one-pass path saves
+    let mut i = 0;
+    let (reference, _) = per_sec(seconds, &mut || {
+        let k = i % cases.len();
+        i += 1;
+        let b = parse_bundle(&cases[k].bundle).unwrap();
+        verify_with_sigstore(tm, &b, cases[k].subject(), &authorities[k], now).unwrap();
+    });
+    println!("  via sigstore-verify: {reference:>6.0} bundles/s   {:>7.1} µs/bundle", 1e6 / reference);
 
     // floor: the bare signature verifications, same crypto library
     let checks: Vec<Vec<SigCheck>> = cases.iter().map(|c| floor_checks(c, tm_json)).collect();

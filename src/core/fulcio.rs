@@ -17,7 +17,7 @@
 use der::asn1::{ObjectIdentifier, Utf8StringRef};
 use der::{Decode, Encode};
 use jiff::Timestamp;
-use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use rustls::pki_types::{CertificateDer, Der, TrustAnchor, UnixTime};
 use sigstore_crypto::KeyAlgorithm;
 use sigstore_trust_root::TrustedRoot;
 use sigstore_types::{DerPublicKey, TimeRange};
@@ -133,6 +133,15 @@ impl LeafCert {
     }
 }
 
+/// An anchor borrowing the owned one's bytes (cloning copies three buffers per anchor, per bundle).
+fn borrowed<'a>(a: &'a TrustAnchor<'static>) -> TrustAnchor<'a> {
+    TrustAnchor {
+        subject: Der::from(a.subject.as_ref()),
+        subject_public_key_info: Der::from(a.subject_public_key_info.as_ref()),
+        name_constraints: a.name_constraints.as_ref().map(|n| Der::from(n.as_ref())),
+    }
+}
+
 /// The trusted root's Fulcio certificates as trust anchors, each with its CA's validity window.
 pub(crate) struct Anchors(Vec<(TrustAnchor<'static>, Option<TimeRange>)>);
 
@@ -154,7 +163,7 @@ impl Anchors {
     /// itself at `t` and may sign code. Returns the issuer's SubjectPublicKeyInfo (DER).
     pub fn verify_chain(&self, leaf: &[u8], intermediates: &[&[u8]], t: Timestamp) -> VerifyResult<Vec<u8>> {
         let anchors: Vec<TrustAnchor<'_>> =
-            self.0.iter().filter(|(_, w)| w.is_none_or(|w| w.contains(t))).map(|(a, _)| a.clone()).collect();
+            self.0.iter().filter(|(_, w)| w.is_none_or(|w| w.contains(t))).map(|(a, _)| borrowed(a)).collect();
         if anchors.is_empty() {
             return Err(cert_err(format!("no certificate authority of the trusted root was valid at {t}")));
         }

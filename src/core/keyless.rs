@@ -60,12 +60,13 @@ pub fn covers(b: &Bundle) -> bool {
         )
 }
 
-/// Who signed, and when (the SET's integrated time).
+/// Who signed, and when (the SET's integrated time); for DSSE, the statement (parsed once).
 pub(crate) struct Signed {
     pub san: Option<String>,
     pub issuer: Option<String>,
     pub claims: Claims,
     pub time: Timestamp,
+    pub statement: Option<Statement>,
 }
 
 /// The artifact's digests in every algorithm the bundle needs (or the one digest supplied).
@@ -283,5 +284,5 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
     if time > now {
         return Err(fail(Check::Timestamp, format!("signing time {time} is after the verification time {now}")));
     }
-    Ok(Signed { san: leaf.san, issuer: leaf.issuer, claims: leaf.claims, time })
+    Ok(Signed { san: leaf.san, issuer: leaf.issuer, claims: leaf.claims, time, statement })
 }

@@ -422,6 +422,17 @@ fn artifact(s: Subject<'_>) -> Artifact<'_> {
     }
 }
 
+impl From<sigstore_types::Statement> for Statement {
+    /// A statement sigstore-types parsed (subject digests as lowercase hex).
+    fn from(s: sigstore_types::Statement) -> Self {
+        Statement {
+            predicate_type: s.predicate_type,
+            subjects: s.subject.into_iter().map(|x| (x.name, x.digest.sha256.map(|d| d.to_hex()).unwrap_or_default())).collect(),
+            predicate: s.predicate,
+        }
+    }
+}
+
 fn statement_of(bundle: &Bundle) -> Option<Statement> {
     let env = match &bundle.content {
         sigstore_types::SignatureContent::DsseEnvelope(e) => e,
@@ -482,7 +493,7 @@ pub fn verify_parsed(
             claims: s.claims,
             integrated_time: Some(s.time),
             timestamps: vec![s.time],
-            statement: statement_of(bundle),
+            statement: s.statement.map(Statement::from),
         });
     }
     verify_with_sigstore(tm, bundle, subject, authority, now)
