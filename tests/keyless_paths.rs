@@ -293,6 +293,31 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
     two["spec"]["signatures"].as_array_mut().unwrap().push(s0);
     let mut other_cert = good.clone();
     other_cert["spec"]["signatures"][0]["verifier"] = other.verifier_pem_b64().into();
+    // intoto 0.0.2: the same, and the certificate's key logged as a public key (accepted)
+    let (ienv, isig) = (env.clone(), dsig.clone());
+    let igood =
+        trustmirror::testbed::rekor::intoto_body(&ienv, "application/vnd.in-toto+json", &payload, &isig, &signer.verifier_pem_b64());
+    let mut as_key = igood.clone();
+    as_key["spec"]["content"]["envelope"]["signatures"][0]["publicKey"] = pem_b64("PUBLIC KEY", &signer.key().spki).into();
+    let mut other_key = igood.clone();
+    other_key["spec"]["content"]["envelope"]["signatures"][0]["publicKey"] = pem_b64("PUBLIC KEY", &other.key().spki).into();
+    let mut other_type = igood.clone();
+    other_type["spec"]["content"]["envelope"]["payloadType"] = "application/json".into();
+    let mut other_sig = igood.clone();
+    other_sig["spec"]["content"]["envelope"]["signatures"][0]["sig"] = B64.encode(B64.encode(other.key().sign(b"x"))).into();
+    for (name, body, want) in [
+        ("intoto as signed", igood, None),
+        ("intoto key as PUBLIC KEY", as_key, None),
+        ("intoto another key", other_key, Some(Check::TransparencyLog)),
+        ("intoto another payload type", other_type, Some(Check::TransparencyLog)),
+        ("intoto another signature", other_sig, Some(Check::TransparencyLog)),
+    ] {
+        let json = logged(&stack, &signer, dcontent.clone(), &body, at);
+        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
+        assert_eq!(fast, reference, "{name}");
+        assert_eq!(fast.as_ref().err().copied(), want, "{name}: {fast:?}");
+    }
+
     for (name, body, want) in [
         ("as signed", good, None),
         ("another payload", other_payload, Some(Check::TransparencyLog)),
@@ -304,4 +329,63 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
         assert_eq!(fast, reference, "dsse {name}");
         assert_eq!(fast.as_ref().err().copied(), want, "dsse {name}: {fast:?}");
     }
+}
+
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            json_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") && e.metadata().is_ok_and(|m| m.len() < 1 << 20) {
+            out.push(p);
+        }
+    }
+}
+
+/// Every bundle among the fixtures (production, staging and GitHub instances, npm documents'
+/// bundles), verified for the digest it claims (the message digest, or the statement's first
+/// subject) against the production and staging roots, with any identity and with another one.
+#[test]
+fn both_paths_answer_every_real_bundle_among_the_fixtures_alike() {
+    let mut files = vec![];
+    json_files(&common::fixture(""), &mut files);
+    files.sort();
+    let roots = [TrustedMaterial::production(), TrustedMaterial::staging()];
+    let any = Authority::Keyless(IdentityPolicy::default());
+    let wrong = keyless("https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main", ISSUER);
+    let (mut bundles, mut accepted, mut compared) = (0, 0, 0);
+    for f in &files {
+        let Ok(doc) = serde_json::from_slice::<Value>(&std::fs::read(f).unwrap()) else { continue };
+        for b in trustmirror::core::npm::attestation_bundles(doc) {
+            let bytes = serde_json::to_vec(&b).unwrap();
+            let Ok(parsed) = parse_bundle(&bytes) else { continue };
+            if !covers(&parsed) {
+                continue;
+            }
+            bundles += 1;
+            let claimed: Option<Vec<u8>> =
+                b["messageSignature"]["messageDigest"]["digest"].as_str().and_then(|d| B64.decode(d).ok()).or_else(|| {
+                    let payload = B64.decode(b["dsseEnvelope"]["payload"].as_str()?).ok()?;
+                    let st: Value = serde_json::from_slice(&payload).ok()?;
+                    let d = &st["subject"][0]["digest"];
+                    hex::decode(d["sha256"].as_str().or(d["sha512"].as_str())?).ok()
+                });
+            let Some(digest) = claimed else { continue };
+            let subject = match digest.len() {
+                32 => Subject::Sha256(digest.try_into().unwrap()),
+                64 => Subject::Sha512(digest.try_into().unwrap()),
+                _ => continue,
+            };
+            for tm in roots {
+                for a in [&any, &wrong] {
+                    let (fast, reference) = both(tm, &bytes, subject, a, jiff::Timestamp::now()).unwrap();
+                    assert_eq!(fast, reference, "{} ({}, {})", f.display(), tm.name, a.name());
+                    compared += 1;
+                    accepted += fast.is_ok() as usize;
+                }
+            }
+        }
+    }
+    eprintln!("{bundles} one-pass bundles among the fixtures, {compared} comparisons, {accepted} accepted by both");
+    assert!(bundles >= 20 && accepted >= 10, "{bundles} bundles, {accepted} accepted");
 }

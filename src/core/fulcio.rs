@@ -39,6 +39,13 @@ fn cert_err(m: impl Into<String>) -> VerifyError {
     VerifyError::new(Check::Certificate, m)
 }
 
+/// A certificate's SubjectPublicKeyInfo (DER).
+pub(crate) fn public_key_of(der: &[u8]) -> VerifyResult<DerPublicKey> {
+    let cert = Certificate::from_der(der).map_err(|e| cert_err(format!("failed to parse signing certificate: {e}")))?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| cert_err(format!("failed to encode SPKI: {e}")))?;
+    Ok(DerPublicKey::new(spki))
+}
+
 /// A signing certificate, parsed once.
 pub(crate) struct LeafCert {
     pub cert: Certificate,

@@ -1,7 +1,7 @@
 //! Keyless bundles whose one transparency-log entry is a Rekor v1 `hashedrekord` 0.0.1 (a message
-//! signature) or `dsse` 0.0.1 (a DSSE envelope) carrying its SET — what cosign 2.x/3.x,
-//! sigstore-python, sigstore-js and `gh attestation` produce — verified in one pass over pieces
-//! parsed once. Every other bundle (key-signed, RFC 3161 timestamps, Rekor v2, intoto 0.0.2,
+//! signature), `dsse` 0.0.1 or `intoto` 0.0.2 (a DSSE envelope) carrying its SET — what cosign
+//! 2.x/3.x, sigstore-python, sigstore-js, npm and `gh attestation` produce — verified in one pass
+//! over pieces parsed once. Every other bundle (key-signed, RFC 3161 timestamps, Rekor v2,
 //! several entries) is sigstore-verify's (`core::verify`).
 //!
 //! Why not sigstore-verify for these too: it parses the signing certificate three times, decodes
@@ -22,7 +22,8 @@
 //! 4. the chain to a Fulcio CA valid then, for code signing, and the certificate valid then;
 //! 5. exactly one embedded SCT, signed by a trusted CT log over the precertificate;
 //! 6. the signature (message digest binding first; DSSE over its PAE, then the subject binding);
-//! 7. the entry describes this bundle (CVE-2022-36056): digest, signature and certificate;
+//! 7. the entry describes this bundle (CVE-2022-36056): digest or payload hash, signature and
+//!    certificate (for intoto, its public key);
 //! 8. the inclusion proof the bundle's version requires (v0.1 bundles may carry only the SET),
 //!    up to a checkpoint signed by a trusted log key (`core::rekor_log`);
 //! 9. the signing time is not after `now` (the injected clock).
@@ -30,6 +31,8 @@
 //! tests/keyless_paths.rs holds the two paths to the same accept/refuse, and the same check, on
 //! every conformance bundle they both take and on mutations of them.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use jiff::Timestamp;
 use sigstore_crypto::ArtifactHasher;
 use sigstore_types::bundle::VerificationMaterialContent;
@@ -56,7 +59,7 @@ pub fn covers(b: &Bundle) -> bool {
         && matches!(
             (&b.content, e.kind_version),
             (SignatureContent::MessageSignature(_), KindVersion::HashedRekordV001)
-                | (SignatureContent::DsseEnvelope(_), KindVersion::DsseV001)
+                | (SignatureContent::DsseEnvelope(_), KindVersion::DsseV001 | KindVersion::IntotoV002)
         )
 }
 
@@ -270,6 +273,47 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
                 return Err(entry_mismatch(
                     "DSSE signature in bundle does not match any signature in Rekor entry (signature or verifier mismatch)",
                 ));
+            }
+        }
+        (RekorEntryBody::IntotoV002(i), SignatureContent::DsseEnvelope(env)) => {
+            let c = &i.spec.content;
+            if c.payload_hash.algorithm != HashAlgorithm::Sha2256 {
+                return Err(fail(Check::Unsupported, format!("unsupported intoto payload hash algorithm: {}", c.payload_hash.algorithm)));
+            }
+            let logged =
+                c.payload_hash.value.decode().map_err(|e| fail(Check::TransparencyLog, format!("invalid intoto payload hash: {e}")))?;
+            if sigstore_crypto::sha256(env.payload.as_bytes()).as_bytes() != logged.as_slice() {
+                return Err(entry_mismatch("DSSE payload hash does not match intoto Rekor entry"));
+            }
+            if env.payload_type != c.envelope.payload_type {
+                return Err(entry_mismatch(&format!(
+                    "DSSE payload type mismatch: bundle has {:?}, Rekor entry has {:?}",
+                    env.payload_type, c.envelope.payload_type
+                )));
+            }
+            let [sig] = c.envelope.signatures.as_slice() else {
+                return Err(entry_mismatch(&format!(
+                    "DSSE signature count mismatch: bundle has 1, Rekor entry has {}",
+                    c.envelope.signatures.len()
+                )));
+            };
+            // intoto 0.0.2 logs the signature base64-encoded once more
+            let logged_sig = B64
+                .decode(sig.sig.as_bytes())
+                .map_err(|e| fail(Check::TransparencyLog, format!("failed to decode Rekor signature: {e}")))?;
+            if env.signature.sig.as_bytes() != logged_sig.as_slice() {
+                return Err(entry_mismatch("DSSE signature in bundle does not match the intoto Rekor signature"));
+            }
+            // the logged verifier: this certificate, or a certificate or key with its public key
+            let pem = sig.public_key.as_bytes();
+            let same_key = pem == leaf_pem.as_bytes()
+                || pem == leaf_pem.trim_end().as_bytes()
+                || match sig.parse_certificate() {
+                    Ok(cert) => super::fulcio::public_key_of(cert.as_bytes())? == leaf.public_key,
+                    Err(_) => sig.parse_public_key().map_err(|e| fail(Check::TransparencyLog, e.to_string()))? == leaf.public_key,
+                };
+            if !same_key {
+                return Err(entry_mismatch("DSSE signing certificate does not match the intoto Rekor verifier"));
             }
         }
         _ => return Err(fail(Check::TransparencyLog, "the Rekor entry's body is not of its declared kind")),
