@@ -146,6 +146,11 @@ fn per_sec(seconds: f64, f: &mut dyn FnMut()) -> (f64, u64) {
     (n as f64 / start.elapsed().as_secs_f64(), n)
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// One signature check of the floor: algorithm, key (SPKI DER), message, signature.
 struct SigCheck {
     what: &'static str,
@@ -313,38 +318,57 @@ fn section(title: &str, cases: &[Case], tm_json: &Value, seconds: f64, work: &Pa
 
     // trustmirror (full engine: parse + verify + policy), single thread
     let mut i = 0;
-    let (ours, _) = per_sec(seconds, &mut || {
+    let mut ours_f = || {
         let k = i % cases.len();
         i += 1;
         verify_bundle(tm, &cases[k].bundle, cases[k].subject(), &authorities[k], now).unwrap();
-    });
-    println!("trustmirror:        {ours:>9.0} bundles/s   {:>7.1} µs/bundle", 1e6 / ours);
+    };
     if std::env::var_os("BENCH_ENGINE_ONLY").is_some() {
+        let (ours, _) = per_sec(seconds, &mut ours_f);
+        println!("trustmirror:        {ours:>9.0} bundles/s   {:>7.1} µs/bundle", 1e6 / ours);
         return;
     }
     // the same bundles with every check through sigstore-verify (the reference core::keyless is
     // tested against), to show what the one-pass path saves
     let mut i = 0;
-    let (reference, _) = per_sec(seconds, &mut || {
+    let mut reference_f = || {
         let k = i % cases.len();
         i += 1;
         let b = parse_bundle(&cases[k].bundle).unwrap();
         verify_with_sigstore(tm, &b, cases[k].subject(), &authorities[k], now).unwrap();
-    });
-    println!("  via sigstore-verify: {reference:>6.0} bundles/s   {:>7.1} µs/bundle", 1e6 / reference);
-
+    };
     // floor: the bare signature verifications, same crypto library
     let checks: Vec<Vec<SigCheck>> = cases.iter().map(|c| floor_checks(c, tm_json)).collect();
     let mut j = 0;
-    let (floor, _) = per_sec(seconds, &mut || {
+    let mut floor_f = || {
         for s in &checks[j % checks.len()] {
             UnparsedPublicKey::new(s.alg, &s.key).verify(&s.msg, &s.sig).unwrap();
         }
         j += 1;
-    });
+    };
+    // interleaved rounds, so that a busy neighbour slows all three alike; medians reported
+    const ROUNDS: usize = 9;
+    let (mut ours_r, mut ref_r, mut floor_r, mut ratio_r) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let o = per_sec(seconds / ROUNDS as f64, &mut ours_f).0;
+        let f = per_sec(seconds / ROUNDS as f64, &mut floor_f).0;
+        ref_r.push(per_sec(seconds / ROUNDS as f64, &mut reference_f).0);
+        ratio_r.push(f / o);
+        ours_r.push(o);
+        floor_r.push(f);
+    }
+    let (ours, reference, floor) = (median(&mut ours_r), median(&mut ref_r), median(&mut floor_r));
+    ratio_r.sort_by(f64::total_cmp);
+    println!("trustmirror:        {ours:>9.0} bundles/s   {:>7.1} µs/bundle", 1e6 / ours);
+    println!("  via sigstore-verify: {reference:>6.0} bundles/s   {:>7.1} µs/bundle", 1e6 / reference);
     let kinds: Vec<String> = checks[0].iter().map(|s| s.what.to_string()).collect();
     println!("signature floor:    {floor:>9.0} bundles/s   {:>7.1} µs/bundle  ({})", 1e6 / floor, kinds.join(" + "));
-    println!("trustmirror / floor time: {:.2}x", floor / ours);
+    println!(
+        "trustmirror / floor time: {:.2}x (median of {ROUNDS} interleaved rounds; {:.2}–{:.2})",
+        ratio_r[ROUNDS / 2],
+        ratio_r[0],
+        ratio_r[ROUNDS - 1]
+    );
 
     // the other implementations, same bundles, same run
     let manifest = work.join(format!("{}.json", title.split_whitespace().next().unwrap_or("bundles")));

@@ -118,6 +118,30 @@ struct SetPayload {
     log_id: String,
 }
 
+impl SetPayload {
+    /// RFC 8785 form. The payload has one shape — keys `body`, `integratedTime`, `logID`,
+    /// `logIndex` (already in JCS order), a base64 string, a hex string, two integers — so when
+    /// the strings hold only base64 characters (nothing to escape) and the integers are exact in
+    /// an IEEE double (JCS writes numbers as ECMAScript does), the canonical text is written
+    /// directly; anything else goes through serde_json_canonicalizer. Written out because the
+    /// canonicalizer took ~3.7 µs per bundle, a tenth of the work above the signature floor
+    /// (README "Design"); a test holds the two to the same bytes.
+    fn canonical(&self) -> Result<Vec<u8>, serde_json::Error> {
+        const EXACT: u64 = 1 << 53;
+        let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if plain(&self.body) && plain(&self.log_id) && [self.integrated_time, self.log_index].iter().all(|n| n.unsigned_abs() < EXACT) {
+            let mut out = Vec::with_capacity(self.body.len() + self.log_id.len() + 80);
+            out.extend_from_slice(b"{\"body\":\"");
+            out.extend_from_slice(self.body.as_bytes());
+            out.extend_from_slice(format!("\",\"integratedTime\":{},\"logID\":\"", self.integrated_time).as_bytes());
+            out.extend_from_slice(self.log_id.as_bytes());
+            out.extend_from_slice(format!("\",\"logIndex\":{}}}", self.log_index).as_bytes());
+            return Ok(out);
+        }
+        serde_json_canonicalizer::to_vec(self)
+    }
+}
+
 fn verify_set(entry: &TransparencyLogEntry, keys: &Keyring, now: Timestamp) -> VerifyResult<()> {
     let promise = entry.inclusion_promise.as_ref().ok_or_else(|| log_error(T::InclusionPromise("Missing inclusion promise".into())))?;
     let id = Sha256Hash::try_from(entry.log_id.key_id.as_bytes())
@@ -156,8 +180,7 @@ pub(crate) fn verify_set_of(
         log_index,
         log_id: hex::encode(id.as_bytes()),
     };
-    let signed =
-        serde_json_canonicalizer::to_vec(&payload).map_err(|e| log_error(T::InclusionPromise(format!("Canonicalization failed: {e}"))))?;
+    let signed = payload.canonical().map_err(|e| log_error(T::InclusionPromise(format!("Canonicalization failed: {e}"))))?;
     key.verify(&signed, &SignatureBytes::new(set.to_vec()))
         .map_err(|e| log_error(T::InclusionPromise(format!("SET verification failed: {e}"))))
 }
@@ -225,6 +248,22 @@ mod tests {
         let mut body: serde_json::Value = serde_json::from_slice(e.canonicalized_body.as_bytes()).unwrap();
         f(&mut body);
         e.canonicalized_body = CanonicalizedBody::new(body.to_string().into_bytes());
+    }
+
+    #[test]
+    fn the_set_payload_is_the_canonicalizers() {
+        let bodies = ["", "eyJhcGlWZXJzaW9uIjoiMC4wLjEifQ==", "a+b/c=", "with \"quote\"", "new\nline", "ünï", "<&>"];
+        let numbers = [0i64, 1, -1, 1_700_000_000, (1 << 53) - 1, 1 << 53, -(1 << 53), i64::MAX, i64::MIN];
+        for body in bodies {
+            for &t in &numbers {
+                for &i in &numbers {
+                    for id in ["c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d", "not hex \u{1}"] {
+                        let p = SetPayload { body: body.into(), integrated_time: t, log_index: i, log_id: id.into() };
+                        assert_eq!(p.canonical().unwrap(), serde_json_canonicalizer::to_vec(&p).unwrap(), "{body:?} {t} {i} {id:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
