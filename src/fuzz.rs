@@ -4,18 +4,37 @@
 //! further.
 
 use crate::core::cosign::{CosignLayer, DSSE_ENVELOPE, SIMPLESIGNING, bundle_from_att_layer, bundle_from_sig_layer, check_simple_signing};
-use crate::core::verify::{Authority, IdentityPolicy, Subject, TrustedMaterial, parse_bundle, verify_bundle};
+use crate::core::verify::{
+    Authority, IdentityPolicy, Subject, TrustedMaterial, parse_bundle, verify_bundle, verify_parsed, verify_with_sigstore,
+};
 
-/// Sigstore bundle JSON → parse, and a full verification against the production root.
+/// Sigstore bundle JSON → parse, and a full verification against the production root, for an
+/// arbitrary artifact and for the digest the bundle claims (so that mutations reach the deep
+/// checks). Where the one-pass keyless path (`core::keyless`) takes the bundle, sigstore-verify's
+/// answer must be the same: a difference panics.
 pub fn bundle(data: &[u8]) {
-    let _ = parse_bundle(data);
-    let _ = verify_bundle(
-        TrustedMaterial::production(),
-        data,
-        Subject::Blob(b"a"),
-        &Authority::Keyless(IdentityPolicy::default()),
-        jiff::Timestamp::now(),
-    );
+    let tm = TrustedMaterial::production();
+    let any = Authority::Keyless(IdentityPolicy::default());
+    let now = jiff::Timestamp::now();
+    let _ = verify_bundle(tm, data, Subject::Blob(b"a"), &any, now);
+    let Ok(b) = parse_bundle(data) else { return };
+    if !crate::core::keyless::covers(&b) {
+        return;
+    }
+    let claimed: Option<Vec<u8>> = match &b.content {
+        sigstore_types::SignatureContent::MessageSignature(m) => m.message_digest.as_ref().map(|d| d.digest.as_bytes().to_vec()),
+        sigstore_types::SignatureContent::DsseEnvelope(e) => serde_json::from_slice::<sigstore_types::Statement>(e.payload.as_bytes())
+            .ok()
+            .and_then(|s| s.subject.first().and_then(|x| x.digest.sha256.as_ref().map(|d| d.as_bytes().to_vec()))),
+        _ => None,
+    };
+    let digest: [u8; 32] = claimed.and_then(|d| d.try_into().ok()).unwrap_or([0; 32]);
+    for subject in [Subject::Blob(b"a"), Subject::Sha256(digest)] {
+        let fast = verify_parsed(tm, &b, subject, &any, now).map(|v| (v.signer, v.issuer, v.integrated_time)).map_err(|e| e.check);
+        let reference =
+            verify_with_sigstore(tm, &b, subject, &any, now).map(|v| (v.signer, v.issuer, v.integrated_time)).map_err(|e| e.check);
+        assert_eq!(fast, reference, "the one-pass keyless path and sigstore-verify disagree");
+    }
 }
 
 /// cosign `.att` layer: a DSSE envelope (with a cosign Rekor-bundle annotation built from the tail).
