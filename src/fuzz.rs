@@ -63,14 +63,15 @@ pub fn checkpoint(data: &[u8]) {
 /// X.509 certificate DER (and PEM through the cosign certificate annotation path).
 pub fn certificate(data: &[u8]) {
     let _ = sigstore_crypto::parse_certificate_info(&sigstore_types::DerCertificate::new(data.to_vec()));
-    // the embedded SCT, against the production CT logs and CAs
-    let root = &TrustedMaterial::production().root;
-    let cas: Vec<Vec<u8>> = root
-        .certificate_authorities
-        .iter()
-        .flat_map(|c| c.cert_chain.certificates.iter().map(|x| x.raw_bytes.as_bytes().to_vec()))
-        .collect();
-    let _ = crate::core::sct::verify_embedded(root, data, &cas);
+    // the leaf's facts, and its embedded SCT over each production CA's key
+    let tm = TrustedMaterial::production();
+    if let Ok(leaf) = crate::core::fulcio::LeafCert::parse(data) {
+        for ca in tm.root.certificate_authorities.iter().flat_map(|c| c.cert_chain.certificates.iter()) {
+            if let Ok(spki) = crate::core::fulcio::public_key_of(ca.raw_bytes.as_bytes()) {
+                let _ = crate::core::sct::verify_one(&leaf.cert, data, spki.as_bytes(), tm.ct_keys());
+            }
+        }
+    }
     let mut annotations = std::collections::BTreeMap::new();
     annotations.insert(crate::core::cosign::ANN_CERT.to_string(), String::from_utf8_lossy(data).into_owned());
     annotations.insert(crate::core::cosign::ANN_SIGNATURE.to_string(), "AA==".into());

@@ -12,8 +12,8 @@
 //! 2. the SET: the log's key (by log ID, from the trusted root, valid at the integrated time)
 //!    signs RFC 8785 `{body, integratedTime, logID, logIndex}`;
 //! 3. the certificate chains to a Fulcio CA of the trusted root at the integrated time, with
-//!    the code-signing EKU (rustls-webpki, as sigstore-verify does), and carries an SCT signed
-//!    by a CT log of the trusted root (`core::sct`);
+//!    the code-signing EKU (rustls-webpki, the anchors sigstore-verify builds: `core::fulcio`),
+//!    and carries exactly one SCT, signed by a CT log of the trusted root (`core::sct`);
 //! 4. the DSSE signature (PAE) verifies with the certificate's key;
 //! 5. the in-toto statement names the image digest among its subjects;
 //! 6. the identity (SAN, issuer, Fulcio CI claims) is checked against the policy.
@@ -25,14 +25,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use jiff::Timestamp;
-use rustls::pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
-use sigstore_types::{DerCertificate, SignatureBytes};
+use sigstore_types::SignatureBytes;
 
-use super::verify::{Authority, Check, Claims, Statement, Subject, TrustedMaterial, Verified, VerifyError, VerifyResult};
+use super::fulcio::LeafCert;
+use super::verify::{Authority, Check, Statement, Subject, TrustedMaterial, Verified, VerifyError, VerifyResult};
 
 pub const MEDIA_TYPE: &str = "application/vnd.trustmirror.cosign-att.intoto-v0.0.1+json";
-const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 
 fn err(check: Check, m: impl Into<String>) -> VerifyError {
     VerifyError::new(check, m.into())
@@ -78,16 +77,6 @@ pub fn statement(bundle: &[u8]) -> Option<Value> {
 
 /// The trusted root as JSON (the typed model is non-exhaustive; its serialization is the
 /// protobuf-specs shape).
-fn root_json(tm: &TrustedMaterial) -> Value {
-    serde_json::to_value(&tm.root).unwrap_or(Value::Null)
-}
-
-fn in_window(v: &Value, t: Timestamp) -> bool {
-    let start = v.pointer("/validFor/start").and_then(Value::as_str).and_then(|s| s.parse::<Timestamp>().ok());
-    let end = v.pointer("/validFor/end").and_then(Value::as_str).and_then(|s| s.parse::<Timestamp>().ok());
-    start.is_none_or(|s| s <= t) && end.is_none_or(|e| t <= e)
-}
-
 pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, authority: &Authority, now: Timestamp) -> VerifyResult<Verified> {
     let parse = |m: String| err(Check::Parse, m);
     let w: Value = serde_json::from_slice(wrapped).map_err(|e| parse(format!("wrapped attestation: {e}")))?;
@@ -137,51 +126,16 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
         .decode(rb["SignedEntryTimestamp"].as_str().unwrap_or_default())
         .map_err(|e| err(Check::TransparencyLog, format!("SignedEntryTimestamp: {e}")))?;
     super::rekor_log::verify_set_of(tm.rekor_keys(), &id, Some(integrated), index, body_b64.to_string(), &set, now)?;
-    let root = root_json(tm);
 
-    // 3. the certificate chains to a Fulcio CA at the integrated time, for code signing
-    let mut anchors_der: Vec<Vec<u8>> = vec![];
-    let mut intermediates: Vec<Vec<u8>> = vec![];
-    for ca in root["certificateAuthorities"].as_array().into_iter().flatten().filter(|c| in_window(c, integrated)) {
-        let certs: Vec<Vec<u8>> = ca
-            .pointer("/certChain/certificates")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["rawBytes"].as_str().and_then(|s| B64.decode(s).ok()))
-            .collect();
-        if let Some((root_cert, rest)) = certs.split_last() {
-            anchors_der.push(root_cert.clone());
-            intermediates.extend(rest.iter().cloned());
-        }
-    }
-    let anchors: Vec<_> = anchors_der
-        .iter()
-        .filter_map(|d| webpki::anchor_from_trusted_cert(&CertificateDer::from(d.as_slice())).ok().map(|a| a.to_owned()))
-        .collect();
-    if anchors.is_empty() {
-        return Err(err(Check::Certificate, format!("no certificate authority of the trusted root was valid at {integrated}")));
-    }
-    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-    let leaf = CertificateDer::from(cert.as_slice());
-    let ee = webpki::EndEntityCert::try_from(&leaf).map_err(|e| err(Check::Certificate, format!("the certificate: {e}")))?;
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
-        &inter,
-        UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.max(0) as u64)),
-        webpki::KeyUsage::required(EKU_CODE_SIGNING),
-        None,
-        None,
-    )
-    .map_err(|e| err(Check::Certificate, format!("certificate chain at {integrated}: {e}")))?;
-    let cas: Vec<Vec<u8>> = intermediates.iter().chain(&anchors_der).cloned().collect();
-    crate::core::sct::verify_embedded(&tm.root, &cert, &cas)?;
+    // 3. the certificate chains to a Fulcio CA at the integrated time, for code signing, was
+    //    valid then, and carries its SCT (as on every keyless path: core::fulcio, core::sct)
+    let leaf = LeafCert::parse(&cert)?;
+    let issuer_spki = tm.anchors().verify_chain(&cert, &[], integrated)?;
+    leaf.check_time(integrated)?;
+    crate::core::sct::verify_one(&leaf.cert, &cert, &issuer_spki, tm.ct_keys())?;
 
     // 4. the DSSE signature with the certificate's key
-    let info = sigstore_crypto::x509::parse_certificate_info(&DerCertificate::new(cert.clone()))
-        .map_err(|e| err(Check::Certificate, format!("the certificate: {e}")))?;
-    let key = sigstore_crypto::VerificationKey::from_spki(&info.public_key)
+    let key = sigstore_crypto::VerificationKey::from_spki(&leaf.public_key)
         .map_err(|e| err(Check::Certificate, format!("the certificate's key: {e}")))?;
     let pae = sigstore_types::dsse::pae(payload_type, &payload);
     let ok = sigs
@@ -216,17 +170,16 @@ pub fn verify(tm: &TrustedMaterial, wrapped: &[u8], subject: Subject<'_>, author
     }
 
     // 6. who signed
-    let claims = Claims::from(&info.ci_claims);
-    let san = info.identity.as_ref().map(|s| s.as_str().to_string());
+    let (san, issuer, claims) = (leaf.san, leaf.issuer, leaf.claims);
     match authority {
-        Authority::Keyless(p) => p.check(san.as_deref(), info.issuer.as_deref(), &claims)?,
+        Authority::Keyless(p) => p.check(san.as_deref(), issuer.as_deref(), &claims)?,
         Authority::Key { name, .. } => {
             return Err(err(Check::Key, format!("the attestation is signed with a certificate, not with key {name}")));
         }
     }
     Ok(Verified {
         signer: san.unwrap_or_default(),
-        issuer: info.issuer.clone(),
+        issuer,
         claims,
         integrated_time: Some(integrated),
         timestamps: vec![integrated],

@@ -4,8 +4,9 @@
 //!
 //! Hand-written because no crate verifies an embedded precertificate SCT: x509-cert parses the
 //! SCT list (tls_codec), this module rebuilds the signed structure — the precertificate's TBS is
-//! the certificate's TBS without the SCT extension, re-encoded by `der` — and the CT log's key
-//! from the trusted root verifies it (sigstore-crypto).
+//! the certificate's TBS without the SCT extension, cut out with `der` — and the CT log's key
+//! from the trusted root, found as sigstore-verify finds it (by scheme, log ID and the SCT's
+//! time), verifies it. One rule for every path: exactly one SCT, as sigstore-verify requires.
 
 use der::{Decode, Encode};
 use jiff::Timestamp;
@@ -14,7 +15,7 @@ use sigstore_crypto::{Keyring, SigningScheme};
 use sigstore_trust_root::TrustedRoot;
 use sigstore_types::{Sha256Hash, SignatureBytes};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::sct::{SignedCertificateTimestampList, Version};
+use x509_cert::ext::pkix::sct::SignedCertificateTimestampList;
 
 use super::verify::{Check, VerifyError, VerifyResult};
 
@@ -145,56 +146,6 @@ fn precert_tbs(cert_der: &[u8]) -> der::Result<Vec<u8>> {
     Err(der::ErrorKind::Failed.into())
 }
 
-/// At least one SCT embedded in `leaf_der` is signed by a CT log of `root` (a key valid at the
-/// SCT's time) over the precertificate issued by one of `issuer_candidates` (DER certificates:
-/// the leaf's issuer is the one whose key hash the SCT was signed over).
-pub fn verify_embedded(root: &TrustedRoot, leaf_der: &[u8], issuer_candidates: &[Vec<u8>]) -> VerifyResult<()> {
-    let leaf = Certificate::from_der(leaf_der).map_err(|e| VerifyError::new(Check::Certificate, format!("the certificate: {e}")))?;
-    let mut tbs = leaf.tbs_certificate.clone();
-    let exts = tbs.extensions.take().unwrap_or_default();
-    let (sct_ext, rest): (Vec<_>, Vec<_>) = exts.into_iter().partition(|e| e.extn_id == SCT_LIST_OID);
-    let sct_ext = sct_ext.into_iter().next().ok_or_else(|| err("the certificate carries no embedded SCT"))?;
-    tbs.extensions = (!rest.is_empty()).then_some(rest);
-    let precert_tbs = tbs.to_der().map_err(|e| err(format!("re-encoding the precertificate: {e}")))?;
-    let list = SignedCertificateTimestampList::from_der(sct_ext.extn_value.as_bytes()).map_err(|e| err(format!("the SCT list: {e}")))?;
-    let scts = list.parse_timestamps().map_err(|e| err(format!("the SCT list: {e:?}")))?;
-    let issuers: Vec<Vec<u8>> = issuer_candidates
-        .iter()
-        .filter_map(|d| Certificate::from_der(d).ok())
-        .filter(|c| c.tbs_certificate.subject == leaf.tbs_certificate.issuer)
-        .filter_map(|c| c.tbs_certificate.subject_public_key_info.to_der().ok())
-        .collect();
-    if issuers.is_empty() {
-        return Err(VerifyError::new(Check::Certificate, "no issuer of the certificate among the trusted CAs"));
-    }
-    let mut why = String::from("no SCT");
-    for s in scts {
-        let sct = s.parse_timestamp().map_err(|e| err(format!("an SCT: {e:?}")))?;
-        if sct.version != Version::V1 {
-            why = "an SCT of an unknown version".into();
-            continue;
-        }
-        let at = Timestamp::from_millisecond(sct.timestamp as i64).map_err(|e| err(format!("the SCT's time: {e}")))?;
-        let Some(log) = root.ctlogs.iter().find(|l| {
-            l.log_id.key_id.as_bytes() == sct.log_id.key_id
-                && l.public_key.valid_for.as_ref().is_none_or(|w| w.start <= at && w.end.is_none_or(|e| at <= e))
-        }) else {
-            why = format!("the SCT's log {} is not a CT log of the trusted root at {at}", hex::encode(sct.log_id.key_id));
-            continue;
-        };
-        let key =
-            sigstore_crypto::VerificationKey::from_spki(&log.public_key.raw_bytes).map_err(|e| err(format!("the CT log's key: {e}")))?;
-        let sig = SignatureBytes::new(sct.signature.signature.as_slice().to_vec());
-        for issuer in &issuers {
-            if key.verify(&signed_data(sct.timestamp, issuer, &precert_tbs, sct.extensions.as_slice())?, &sig).is_ok() {
-                return Ok(());
-            }
-        }
-        why = "the SCT's signature does not verify with its log's key".into();
-    }
-    Err(err(why))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,13 +158,6 @@ mod tests {
     fn leaf() -> Vec<u8> {
         let b: serde_json::Value = serde_json::from_slice(BUNDLE).unwrap();
         B64.decode(b["verificationMaterial"]["certificate"]["rawBytes"].as_str().unwrap()).unwrap()
-    }
-
-    fn cas(root: &TrustedRoot) -> Vec<Vec<u8>> {
-        root.certificate_authorities
-            .iter()
-            .flat_map(|c| c.cert_chain.certificates.iter().map(|x| x.raw_bytes.as_bytes().to_vec()))
-            .collect()
     }
 
     #[test]
@@ -243,29 +187,43 @@ mod tests {
 
     #[test]
     fn a_production_certificates_sct_verifies_and_a_forged_one_does_not() {
-        let root = &crate::core::verify::TrustedMaterial::production().root;
-        verify_embedded(root, &leaf(), &cas(root)).unwrap();
+        let tm = crate::core::verify::TrustedMaterial::production();
+        let der = leaf();
+        let cert = Certificate::from_der(&der).unwrap();
+        let issuer = tm.anchors().verify_chain(&der, &[], cert_time(&cert)).unwrap();
+        verify_one(&cert, &der, &issuer, tm.ct_keys()).unwrap();
 
         // one bit of the SCT signature flipped (the last bytes of the extension are the signature)
-        let mut cert = Certificate::from_der(&leaf()).unwrap();
-        let exts = cert.tbs_certificate.extensions.as_mut().unwrap();
+        let mut forged = cert.clone();
+        let exts = forged.tbs_certificate.extensions.as_mut().unwrap();
         let e = exts.iter_mut().find(|e| e.extn_id == SCT_LIST_OID).unwrap();
         let mut v = e.extn_value.as_bytes().to_vec();
         let n = v.len();
         v[n - 3] ^= 1;
         e.extn_value = der::asn1::OctetString::new(v).unwrap();
-        let forged = cert.to_der().unwrap();
-        let e = verify_embedded(root, &forged, &cas(root)).unwrap_err();
+        let forged_der = forged.to_der().unwrap();
+        let e = verify_one(&forged, &forged_der, &issuer, tm.ct_keys()).unwrap_err();
         assert_eq!(e.check, Check::Sct, "{}", e.detail);
 
         // a trusted root without that CT log
-        let mut no_ct = root.clone();
-        no_ct.ctlogs.clear();
-        let e = verify_embedded(&no_ct, &leaf(), &cas(root)).unwrap_err();
-        assert!(e.detail.contains("not a CT log of the trusted root"), "{}", e.detail);
+        let mut no_ct = tm.root.clone();
+        no_ct.ctlogs.retain(|l| l.public_key.raw_bytes.as_bytes().is_empty());
+        let e = verify_one(&cert, &der, &issuer, &CtKeys::from_root(&no_ct).unwrap()).unwrap_err();
+        assert_eq!(e.check, Check::TrustRoot, "{}", e.detail);
 
-        // no CA that issued it
-        let e = verify_embedded(root, &leaf(), &[]).unwrap_err();
-        assert_eq!(e.check, Check::Certificate);
+        // signed over another issuer's key
+        let e = verify_one(&cert, &der, &issuer[..issuer.len() - 1], tm.ct_keys()).unwrap_err();
+        assert_eq!(e.check, Check::Sct, "{}", e.detail);
+
+        // no SCT at all
+        let mut bare = cert.clone();
+        bare.tbs_certificate.extensions.as_mut().unwrap().retain(|e| e.extn_id != SCT_LIST_OID);
+        let bare_der = bare.to_der().unwrap();
+        assert!(verify_one(&bare, &bare_der, &issuer, tm.ct_keys()).unwrap_err().detail.contains("missing SCT"));
+    }
+
+    /// A time inside the certificate's validity.
+    fn cert_time(c: &Certificate) -> Timestamp {
+        Timestamp::try_from(c.tbs_certificate.validity.not_before.to_system_time()).unwrap() + jiff::SignedDuration::from_secs(60)
     }
 }
