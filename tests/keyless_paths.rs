@@ -98,7 +98,7 @@ fn b64_edit(v: &mut Value, f: impl FnOnce(&mut Vec<u8>)) {
     *v = B64.encode(b).into();
 }
 
-fn flip_last(b: &mut Vec<u8>) {
+fn flip_last(b: &mut [u8]) {
     let n = b.len();
     b[n - 1] ^= 1;
 }
@@ -117,23 +117,23 @@ fn mutations(b: &Value) -> Vec<(&'static str, Value)> {
             f(x)
         }
     }
-    m("message signature", &|v| edit(v, "/messageSignature/signature", |x| b64_edit(x, flip_last)));
-    m("message digest", &|v| edit(v, "/messageSignature/messageDigest/digest", |x| b64_edit(x, flip_last)));
+    m("message signature", &|v| edit(v, "/messageSignature/signature", |x| b64_edit(x, |b| flip_last(b))));
+    m("message digest", &|v| edit(v, "/messageSignature/messageDigest/digest", |x| b64_edit(x, |b| flip_last(b))));
     m("no message digest", &|v| {
         if let Some(o) = v.pointer_mut("/messageSignature").and_then(Value::as_object_mut) {
             o.remove("messageDigest");
         }
     });
-    m("dsse signature", &|v| edit(v, "/dsseEnvelope/signatures/0/sig", |x| b64_edit(x, flip_last)));
+    m("dsse signature", &|v| edit(v, "/dsseEnvelope/signatures/0/sig", |x| b64_edit(x, |b| flip_last(b))));
     m("dsse payload", &|v| edit(v, "/dsseEnvelope/payload", |x| b64_edit(x, |b| b.push(b' '))));
     m("dsse payload type", &|v| edit(v, "/dsseEnvelope/payloadType", |x| *x = "application/json".into()));
     m("integrated time", &|v| {
         edit(v, &format!("{e}/integratedTime"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into())
     });
     m("log index", &|v| edit(v, &format!("{e}/logIndex"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into()));
-    m("SET", &|v| edit(v, &format!("{e}/inclusionPromise/signedEntryTimestamp"), |x| b64_edit(x, flip_last)));
-    m("proof hash", &|v| edit(v, &format!("{e}/inclusionProof/hashes/0"), |x| b64_edit(x, flip_last)));
-    m("proof root", &|v| edit(v, &format!("{e}/inclusionProof/rootHash"), |x| b64_edit(x, flip_last)));
+    m("SET", &|v| edit(v, &format!("{e}/inclusionPromise/signedEntryTimestamp"), |x| b64_edit(x, |b| flip_last(b))));
+    m("proof hash", &|v| edit(v, &format!("{e}/inclusionProof/hashes/0"), |x| b64_edit(x, |b| flip_last(b))));
+    m("proof root", &|v| edit(v, &format!("{e}/inclusionProof/rootHash"), |x| b64_edit(x, |b| flip_last(b))));
     m("proof size", &|v| {
         edit(v, &format!("{e}/inclusionProof/treeSize"), |x| *x = (x.as_str().unwrap().parse::<i64>().unwrap() + 1).to_string().into())
     });
@@ -146,10 +146,10 @@ fn mutations(b: &Value) -> Vec<(&'static str, Value)> {
         }
     });
     m("body", &|v| edit(v, &format!("{e}/canonicalizedBody"), |x| b64_edit(x, |b| b[20] ^= 1)));
-    m("log ID", &|v| edit(v, &format!("{e}/logId/keyId"), |x| b64_edit(x, flip_last)));
+    m("log ID", &|v| edit(v, &format!("{e}/logId/keyId"), |x| b64_edit(x, |b| flip_last(b))));
     m("kind", &|v| edit(v, &format!("{e}/kindVersion/kind"), |x| *x = if x == "dsse" { "hashedrekord".into() } else { "dsse".into() }));
     for p in ["/verificationMaterial/certificate/rawBytes", "/verificationMaterial/x509CertificateChain/certificates/0/rawBytes"] {
-        m("certificate signature", &|v| edit(v, p, |x| b64_edit(x, flip_last)));
+        m("certificate signature", &|v| edit(v, p, |x| b64_edit(x, |b| flip_last(b))));
         // a byte inside the embedded SCT list (the extensions end ~0x60 bytes before the signature)
         m("certificate SCT", &|v| {
             edit(v, p, |x| {
