@@ -24,7 +24,7 @@ use sigstore_types::{DerPublicKey, TimeRange};
 use x509_cert::Certificate;
 
 use super::identity::Claims;
-use super::verify::{Check, VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
 
 const ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 const ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::verify::{Check, VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
 
 /// Exact or regular-expression match (cosign's `--certificate-identity` vs `…-regexp`).
 #[derive(Debug, Clone)]

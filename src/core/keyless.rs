@@ -43,7 +43,9 @@ use sigstore_verify::rekor::body::RekorEntryBody;
 
 use super::fulcio::LeafCert;
 use super::identity::Claims;
-use super::verify::{Check, Subject, TrustedMaterial, VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
+use super::verify::terms::Subject;
+use super::verify::trusted::TrustedMaterial;
 
 fn fail(check: Check, m: impl Into<String>) -> VerifyError {
     VerifyError::new(check, m)

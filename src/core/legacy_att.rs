@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 use sigstore_types::SignatureBytes;
 
 use super::fulcio::LeafCert;
-use super::verify::{Authority, Check, Statement, Subject, TrustedMaterial, Verified, VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
+use super::verify::terms::{Authority, Statement, Subject, Verified};
+use super::verify::trusted::TrustedMaterial;
 
 pub const MEDIA_TYPE: &str = "application/vnd.trustmirror.cosign-att.intoto-v0.0.1+json";
 

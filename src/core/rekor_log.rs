@@ -31,7 +31,7 @@ use sigstore_types::bundle::{InclusionProof, VerificationMaterialContent};
 use sigstore_types::{Bundle, CanonicalizedBody, KindVersion, Sha256Hash, SignatureBytes, TransparencyLogEntry};
 use sigstore_verify::error::TransparencyLogError as T;
 
-use super::verify::{VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
 
 fn log_error(e: T) -> VerifyError {
     VerifyError::from_sigstore(sigstore_verify::Error::TransparencyLog(e))
@@ -217,10 +217,12 @@ pub(crate) fn bind_logged_keys(bundle: &Bundle) -> VerifyResult<Option<Bundle>> 
         }
         let Some(logged) = verifier["publicKey"]["rawBytes"].as_str().and_then(|k| B64.decode(k).ok()) else { continue };
         let cert = x509_cert::Certificate::from_der(leaf)
-            .map_err(|e| VerifyError::new(super::verify::Check::Certificate, format!("the bundle's certificate is malformed: {e}")))?;
-        let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| {
-            VerifyError::new(super::verify::Check::Certificate, format!("the certificate's public key cannot be encoded: {e}"))
-        })?;
+            .map_err(|e| VerifyError::new(Check::Certificate, format!("the bundle's certificate is malformed: {e}")))?;
+        let spki = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| VerifyError::new(Check::Certificate, format!("the certificate's public key cannot be encoded: {e}")))?;
         if logged != spki {
             return Err(log_error(T::EntryMismatch("the public key in the Rekor v2 entry is not the certificate's".into())));
         }

@@ -17,7 +17,7 @@ use sigstore_types::{Sha256Hash, SignatureBytes};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::sct::SignedCertificateTimestampList;
 
-use super::verify::{Check, VerifyError, VerifyResult};
+use super::verify::error::{Check, VerifyError, VerifyResult};
 
 const SCT_LIST_OID: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 

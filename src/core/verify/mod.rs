@@ -4,9 +4,13 @@
 //! Cryptographic verification of Sigstore bundles (v0.1–v0.3: certificate chain to Fulcio, SCTs
 //! against CT log keys, Rekor v1 SETs and inclusion proofs with signed checkpoints, Rekor v2,
 //! RFC 3161 timestamps, integrated time within the certificate's validity, message signatures
-//! and DSSE) is `sigstore-verify`'s (see README "Design"), except the transparency-log checks of
-//! keyless bundles, which are `core::rekor_log`'s (each SET verified once; Rekor v2 entries that
-//! log the certificate's key). This module adds what it lacks or what trustmirror decides
+//! and DSSE) is `sigstore-verify`'s (see README "Design"), except: keyless bundles with one
+//! Rekor v1 entry and its SET, verified in one pass by `core::keyless` (held to sigstore-verify's
+//! answers); the transparency-log checks of the other keyless bundles, `core::rekor_log`'s (each
+//! SET verified once; Rekor v2 entries that log the certificate's key); cosign's intoto 0.0.1
+//! attestations (`core::legacy_att`). The vocabulary they share sits below this engine:
+//! [`error`] (why a check refused), [`terms`] (authorities, subjects, results), [`trusted`]
+//! (trusted roots). This module adds what sigstore-verify lacks or what trustmirror decides
 //! differently:
 //!
 //! * identity policy (`core::identity`) applied to the verified certificate;
@@ -18,326 +22,21 @@
 //!   and audit records alike;
 //! * size limits on everything parsed.
 
-use std::sync::OnceLock;
-
 use jiff::Timestamp;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use sigstore_trust_root::TrustedRoot;
 use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
-use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy};
 
 pub use crate::core::digest::parse_digest;
 use crate::core::identity::check_identity;
 pub use crate::core::identity::{Claims, IdentityPolicy, Matcher};
 
-/// Largest bundle (or trusted root) accepted, in bytes.
-pub const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
+pub(crate) mod error;
+pub(crate) mod terms;
+pub(crate) mod trusted;
 
-/// Which check refused the input. Stable strings: they appear in messages, metrics and audit logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Check {
-    /// The input is not a well-formed document of the expected kind.
-    Parse,
-    /// A bundle media type or version, entry kind or payload type this verifier does not support.
-    Unsupported,
-    /// The trusted root itself is unusable.
-    TrustRoot,
-    /// The signing certificate does not chain to a trusted CA, or was not valid when signing.
-    Certificate,
-    /// The embedded signed certificate timestamp is missing or invalid.
-    Sct,
-    /// Rekor entry, SET, inclusion proof or checkpoint.
-    TransparencyLog,
-    /// RFC 3161 timestamp.
-    Timestamp,
-    /// The signature does not verify.
-    Signature,
-    /// The signed artifact (or in-toto subject) is not the one being verified.
-    Artifact,
-    /// The certificate's SAN is not the expected identity.
-    Identity,
-    /// The certificate's OIDC issuer is not the expected one.
-    Issuer,
-    /// A CI claim (repository, ref, workflow) does not match.
-    Claim,
-    /// Not signed by the expected key.
-    Key,
-    /// Fewer valid signatures than required.
-    Threshold,
-}
-
-impl Check {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Check::Parse => "parse",
-            Check::Unsupported => "unsupported",
-            Check::TrustRoot => "trust-root",
-            Check::Certificate => "certificate",
-            Check::Sct => "sct",
-            Check::TransparencyLog => "transparency-log",
-            Check::Timestamp => "timestamp",
-            Check::Signature => "signature",
-            Check::Artifact => "artifact",
-            Check::Identity => "identity",
-            Check::Issuer => "issuer",
-            Check::Claim => "claim",
-            Check::Key => "key",
-            Check::Threshold => "threshold",
-        }
-    }
-}
-
-impl std::fmt::Display for Check {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A refusal: which check, and what exactly was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("{check} check failed: {detail}")]
-pub struct VerifyError {
-    pub check: Check,
-    pub detail: String,
-}
-
-impl VerifyError {
-    pub fn new(check: Check, detail: impl Into<String>) -> Self {
-        Self { check, detail: detail.into() }
-    }
-
-    pub(crate) fn from_sigstore(e: sigstore_verify::Error) -> Self {
-        use sigstore_verify::Error as E;
-        use sigstore_verify::error::CertificateError as C;
-        let check = match &e {
-            E::IdentityMismatch { .. } => Check::Identity,
-            E::IssuerMismatch { .. } => Check::Issuer,
-            E::SignatureInvalid(_) | E::Crypto(_) => Check::Signature,
-            E::ArtifactMismatch(_) | E::UnsupportedArtifact(_) | E::ArtifactRead(_) => Check::Artifact,
-            E::Certificate(C::Sct(_)) => Check::Sct,
-            E::Certificate(_) => Check::Certificate,
-            E::TransparencyLog(_) => Check::TransparencyLog,
-            E::Timestamp(_) => Check::Timestamp,
-            E::UnsupportedBundle(_) => Check::Unsupported,
-            E::InvalidTrustRoot(_) | E::TrustRoot(_) | E::TrustedCertificate(_) => Check::TrustRoot,
-            E::Bundle(b) => {
-                // Structural bundle errors: say which part is wrong.
-                let m = b.to_string();
-                if m.contains("inclusion proof") || m.contains("checkpoint") || m.contains("tlog") || m.contains("log entr") {
-                    Check::TransparencyLog
-                } else if m.contains("certificate") {
-                    Check::Certificate
-                } else if m.contains("timestamp") {
-                    Check::Timestamp
-                } else {
-                    Check::Parse
-                }
-            }
-            E::InvalidBundle(m) if m.contains("certificate") => Check::Certificate,
-            E::InvalidBundle(_) | E::Types(_) => Check::Parse,
-            _ => Check::Parse,
-        };
-        Self::new(check, crate::core::tuf::display_chain(&e))
-    }
-}
-
-pub type VerifyResult<T> = Result<T, VerifyError>;
-
-/// A parsed `trusted_root.json`, ready to verify against.
-pub struct TrustedMaterial {
-    /// A name policies refer to (`production`, `staging`, `internal`, a file name).
-    pub name: String,
-    /// SHA-256 of the document: the "trust version" decision caches key on.
-    pub digest: String,
-    pub root: TrustedRoot,
-    verifier: Verifier,
-    /// The trusted root's Rekor keys, for the log checks done in `rekor_log`.
-    rekor_keys: sigstore_crypto::Keyring,
-    /// Its Fulcio CAs and CT log keys, for the certificates checked in `keyless`.
-    anchors: crate::core::fulcio::Anchors,
-    ct_keys: crate::core::sct::CtKeys,
-}
-
-impl std::fmt::Debug for TrustedMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustedMaterial").field("name", &self.name).field("digest", &self.digest).finish()
-    }
-}
-
-impl TrustedMaterial {
-    pub fn from_json(name: &str, json: &[u8]) -> VerifyResult<Self> {
-        if json.len() > MAX_DOCUMENT {
-            return Err(VerifyError::new(
-                Check::TrustRoot,
-                format!("trusted root {name}: {} bytes exceeds the {MAX_DOCUMENT}-byte limit", json.len()),
-            ));
-        }
-        let text =
-            std::str::from_utf8(json).map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: not UTF-8: {e}")))?;
-        let mt: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: not JSON: {e}")))?;
-        match mt.get("mediaType").and_then(|m| m.as_str()) {
-            Some("application/vnd.dev.sigstore.trustedroot+json;version=0.1")
-            | Some("application/vnd.dev.sigstore.trustedroot.v0.2+json") => {}
-            other => {
-                return Err(VerifyError::new(
-                    Check::TrustRoot,
-                    format!(
-                        "trusted root {name}: unsupported mediaType {other:?} (expected application/vnd.dev.sigstore.trustedroot+json;version=0.1 or …trustedroot.v0.2+json)"
-                    ),
-                ));
-            }
-        }
-        let root = TrustedRoot::from_json(text)
-            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
-        let verifier = Verifier::new(&root)
-            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
-        let rekor_keys = root
-            .rekor_keys()
-            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {}", crate::core::tuf::display_chain(&e))))?;
-        let anchors = crate::core::fulcio::Anchors::from_root(&root)
-            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {e}")))?;
-        let ct_keys = crate::core::sct::CtKeys::from_root(&root)
-            .map_err(|e| VerifyError::new(Check::TrustRoot, format!("trusted root {name}: {e}")))?;
-        Ok(Self { name: name.into(), digest: hex::encode(Sha256::digest(json)), root, verifier, rekor_keys, anchors, ct_keys })
-    }
-
-    /// The trusted root's Rekor keys.
-    pub(crate) fn rekor_keys(&self) -> &sigstore_crypto::Keyring {
-        &self.rekor_keys
-    }
-
-    pub(crate) fn anchors(&self) -> &crate::core::fulcio::Anchors {
-        &self.anchors
-    }
-
-    pub(crate) fn ct_keys(&self) -> &crate::core::sct::CtKeys {
-        &self.ct_keys
-    }
-
-    /// The Sigstore public-good production trusted root, embedded.
-    pub fn production() -> &'static TrustedMaterial {
-        static P: OnceLock<TrustedMaterial> = OnceLock::new();
-        P.get_or_init(|| {
-            TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT)
-                .expect("embedded production trusted root parses")
-        })
-    }
-
-    /// The production root as a shared handle.
-    pub fn production_arc() -> std::sync::Arc<TrustedMaterial> {
-        static P: OnceLock<std::sync::Arc<TrustedMaterial>> = OnceLock::new();
-        P.get_or_init(|| {
-            std::sync::Arc::new(
-                TrustedMaterial::from_json("production", crate::bundles::SIGSTORE_PRODUCTION_TRUSTED_ROOT).expect("embedded"),
-            )
-        })
-        .clone()
-    }
-
-    /// The Sigstore staging trusted root, embedded.
-    pub fn staging() -> &'static TrustedMaterial {
-        static S: OnceLock<TrustedMaterial> = OnceLock::new();
-        S.get_or_init(|| {
-            TrustedMaterial::from_json("staging", crate::bundles::SIGSTORE_STAGING_TRUSTED_ROOT)
-                .expect("embedded staging trusted root parses")
-        })
-    }
-}
-
-/// Several trust roots side by side (production, staging, an internal instance, …); a policy
-/// names the one it uses.
-#[derive(Debug, Default)]
-pub struct TrustStore {
-    roots: std::collections::BTreeMap<String, std::sync::Arc<TrustedMaterial>>,
-}
-
-impl TrustStore {
-    pub fn insert(&mut self, tm: TrustedMaterial) {
-        self.roots.insert(tm.name.clone(), std::sync::Arc::new(tm));
-    }
-    pub fn get(&self, name: &str) -> VerifyResult<std::sync::Arc<TrustedMaterial>> {
-        self.roots.get(name).cloned().ok_or_else(|| {
-            VerifyError::new(
-                Check::TrustRoot,
-                format!("no trusted root named {name:?} (have: {})", self.roots.keys().cloned().collect::<Vec<_>>().join(", ")),
-            )
-        })
-    }
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.roots.keys().map(String::as_str)
-    }
-    /// A combined digest of every root: changes whenever any root changes (caches key on it).
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for (n, tm) in &self.roots {
-            h.update(n.as_bytes());
-            h.update(tm.digest.as_bytes());
-        }
-        hex::encode(h.finalize())
-    }
-}
-
-/// One acceptable signer.
-#[derive(Debug, Clone)]
-pub enum Authority {
-    Keyless(IdentityPolicy),
-    /// A long-lived key (cosign `--key`): SubjectPublicKeyInfo DER.
-    Key {
-        name: String,
-        spki_der: Vec<u8>,
-    },
-}
-
-impl Authority {
-    /// A name for messages: the key's, or `keyless`.
-    pub fn name(&self) -> &str {
-        match self {
-            Authority::Key { name, .. } => name,
-            Authority::Keyless(_) => "keyless",
-        }
-    }
-
-    /// A key authority from PEM.
-    pub fn key_pem(name: &str, pem: &str) -> VerifyResult<Self> {
-        let k = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::new(Check::Parse, format!("public key {name}: {e}")))?;
-        Ok(Authority::Key { name: name.into(), spki_der: k.as_bytes().to_vec() })
-    }
-}
-
-/// What is being verified.
-#[derive(Debug, Clone, Copy)]
-pub enum Subject<'a> {
-    /// The artifact's bytes.
-    Blob(&'a [u8]),
-    /// Only its SHA-256 (an image manifest digest, or `sha256:` on the command line).
-    Sha256([u8; 32]),
-    /// Only its SHA-512 (npm package tarballs are named by it).
-    Sha512([u8; 64]),
-}
-
-/// An in-toto statement carried by a DSSE envelope.
-#[derive(Debug, Clone, Serialize)]
-pub struct Statement {
-    pub predicate_type: String,
-    pub subjects: Vec<(String, String)>,
-    pub predicate: serde_json::Value,
-}
-
-/// A signature that verified, and who made it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verified {
-    /// SAN of the certificate, or the key's name.
-    pub signer: String,
-    pub issuer: Option<String>,
-    pub claims: Claims,
-    pub integrated_time: Option<Timestamp>,
-    /// Verified signing times (SETs, RFC 3161 timestamps).
-    pub timestamps: Vec<Timestamp>,
-    pub statement: Option<Statement>,
-}
+pub use error::{Check, VerifyError, VerifyResult};
+pub use terms::{Authority, Statement, Subject, Verified};
+pub use trusted::{MAX_DOCUMENT, TrustStore, TrustedMaterial};
 
 /// Protobuf JSON carries bytes as base64; encoders that wrap lines (and Go's decoder, which
 /// ignores CR/LF) exist in the wild. Strings made only of base64 characters and line breaks are
@@ -419,17 +118,6 @@ fn artifact(s: Subject<'_>) -> Artifact<'_> {
         Subject::Sha512(d) => Artifact::from_digest(
             sigstore_types::ArtifactDigest::new(sigstore_types::HashAlgorithm::Sha2512, d.to_vec()).expect("64 bytes is a SHA-512"),
         ),
-    }
-}
-
-impl From<sigstore_types::Statement> for Statement {
-    /// A statement sigstore-types parsed (subject digests as lowercase hex).
-    fn from(s: sigstore_types::Statement) -> Self {
-        Statement {
-            predicate_type: s.predicate_type,
-            subjects: s.subject.into_iter().map(|x| (x.name, x.digest.sha256.map(|d| d.to_hex()).unwrap_or_default())).collect(),
-            predicate: s.predicate,
-        }
     }
 }
 
