@@ -23,5 +23,6 @@ pub mod node;
 pub mod serve;
 pub mod signals;
 pub mod store;
+pub mod supervise;
 pub mod testbed;
 pub mod trust;

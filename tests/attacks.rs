@@ -316,7 +316,7 @@ async fn hundreds_of_junk_referrers_cost_bounded_work() {
     let repo = format!("{}/myorg/app", lab.registry);
     let before = lab.store.oci_etag(&repo, &good.digest).unwrap();
     let junk = json!({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "verificationMaterial": {}, "junk": "x".repeat(1000)});
-    for i in 0..(trustmirror::mirror::oci::registry::MAX_REFERRERS + 10) {
+    for i in 0..(trustmirror::mirror::oci::material::MAX_REFERRERS + 10) {
         let mut j = junk.clone();
         j["n"] = json!(i);
         attach_bundle(&px, "myorg/app", &good.digest, 100, &j, None).await.unwrap();

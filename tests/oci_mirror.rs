@@ -128,7 +128,7 @@ async fn sync_is_verified_incremental_and_served() {
         ingest_token: None,
         covers: None,
         tlog: None,
-        tasks: trustmirror::daemon::supervise::Tasks::new(),
+        tasks: trustmirror::supervise::Tasks::new(),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

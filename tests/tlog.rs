@@ -324,7 +324,7 @@ async fn add_checkpoint_over_http_follows_tlog_witness() {
         ingest_token: None,
         covers: None,
         tlog: Some(e.m.clone()),
-        tasks: trustmirror::daemon::supervise::Tasks::new(),
+        tasks: trustmirror::supervise::Tasks::new(),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -13,6 +13,7 @@ pub mod testbed;
 pub mod tlog;
 pub mod tuf_conformance;
 pub mod verify;
+pub mod verify_args;
 pub mod verify_blob_attestation;
 
 use std::path::PathBuf;
@@ -69,14 +70,14 @@ pub enum Cmd {
     Mirror(mirror::MirrorCmd),
     /// Verify a blob's Sigstore bundle offline (cosign verify-blob / verify-bundle).
     #[command(alias = "verify-bundle")]
-    VerifyBlob(verify::VerifyBlobArgs),
+    VerifyBlob(verify_args::VerifyBlobArgs),
     /// Verify a blob's attestation (cosign verify-blob-attestation): a package tarball by bytes
     /// or by sha256/sha512 digest; npm registry attestation documents and keys understood.
     VerifyBlobAttestation(verify_blob_attestation::VerifyBlobAttestationArgs),
     /// Verify an image's signatures (cosign verify): `.sig` layers and referrer bundles.
-    Verify(verify::ImageArgs),
+    Verify(verify_args::ImageArgs),
     /// Verify an image's attestations of a predicate type (cosign verify-attestation).
-    VerifyAttestation(verify::VerifyAttestationArgs),
+    VerifyAttestation(verify_args::VerifyAttestationArgs),
     /// Transparency-log witness: sync checkpoints, status (exit 3 on misbehaviour), resolve.
     #[command(subcommand)]
     Tlog(tlog::TlogCmd),

@@ -5,7 +5,7 @@
 //! workflow that built and signed); the source is the certificate's source-repository and
 //! source-ref claims — the checks slsa-verifier makes on GitHub Actions provenance.
 
-use super::verify::VerifyAttestationArgs;
+use super::verify_args::VerifyAttestationArgs;
 use crate::core::verify::Verified;
 
 /// slsa-verifier's default trusted builder for container images.

@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use serde_json::Value;
 
-use super::verify::VerifyFlags;
+use super::verify_args::VerifyFlags;
 use crate::core::verify::{Subject, verify_bundle};
 
 pub const NPM_PUBLISH: &str = "https://github.com/npm/attestation/tree/main/specs/publish/v0.1";

@@ -6,7 +6,6 @@
 pub mod config;
 pub mod demo;
 pub mod inbox;
-pub mod supervise;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use crate::mirror::tuf_mirror::{TufMirror, TufMirrorConfig};
 use crate::mirror::upstream::{HttpOptions, Upstream};
 use crate::serve::{AppState, metrics::Metrics, router};
 use crate::store::Store;
+use crate::supervise;
 use crate::trust::{TrustConfig, TrustSource};
 
 pub use config::Config;

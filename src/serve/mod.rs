@@ -53,7 +53,7 @@ pub struct AppState {
     /// Is a reference inside the mirror's configured patterns?
     pub covers: Option<Covers>,
     /// The supervised background tasks (readiness).
-    pub tasks: std::sync::Arc<crate::daemon::supervise::Tasks>,
+    pub tasks: std::sync::Arc<crate::supervise::Tasks>,
     /// The transparency-log witness, when configured.
     pub tlog: Option<std::sync::Arc<crate::mirror::tlog_mirror::TlogMirror>>,
 }

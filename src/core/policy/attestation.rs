@@ -15,7 +15,7 @@ pub enum Check {
     /// policy-controller `type: cue`: the statement unified with the policy, validated.
     Cue(super::cue::Cue),
     /// Kyverno `conditions` (`all`/`any` blocks over JMESPath `{{ }}` variables).
-    Kyverno(super::kyverno::Conditions),
+    Kyverno(super::kyverno_eval::Conditions),
 }
 
 impl Check {

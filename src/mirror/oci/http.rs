@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 
-use super::registry::{Credentials, OciError, RegistryOptions};
+use super::material::{Credentials, OciError, RegistryOptions};
 
 /// Largest token response accepted.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;

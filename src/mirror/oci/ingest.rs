@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::material::{ImageMaterial, MAX_CHILDREN, MAX_ITEMS, OciError};
 use super::plan::Work;
-use super::registry::{ImageMaterial, MAX_CHILDREN, MAX_ITEMS, OciError};
 use super::{OciMirror, SyncReport};
 use crate::core::cosign::{bundle_from_att_layer, bundle_from_sig_layer};
 use crate::core::digest::sha256_hex;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::registry::{ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, check_digest, fetch_err, layers_of};
+use super::material::{ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, check_digest, fetch_err, layers_of};
 use crate::core::cosign::{BUNDLE_V03, CosignLayer};
 use crate::core::digest::sha256_digest;
 

@@ -24,10 +24,12 @@
 pub mod http;
 pub mod ingest;
 pub mod layout;
+pub mod material;
 pub mod plan;
 pub mod push;
 pub mod queue;
 pub mod registry;
+pub mod source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,8 +42,10 @@ use crate::core::clock::Clock;
 use crate::store::Store;
 use crate::trust::TrustRoot;
 
+pub use material::{Credentials, ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, RegistryOptions};
 pub use queue::{QueueRx, queue, run_queue, spawn_queue};
-pub use registry::{Credentials, ImageMaterial, MAX_BLOB, MAX_MANIFEST, OciError, OciSource, Registry, RegistryOptions};
+pub use registry::Registry;
+pub use source::OciSource;
 
 #[derive(Debug, Clone)]
 pub struct OciMirrorConfig {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use oci_client::Reference;
 
-use super::registry::OciError;
+use super::material::OciError;
 use super::{OciMirror, SyncReport};
 use crate::core::reference::normalize_repository;
 use crate::store::oci::{RepoRecord, TagRecord};

@@ -141,3 +141,12 @@ pub(super) enum Expr {
     /// Elements; `None` closed, `Some(None)` `...`, `Some(Some(t))` `...t`.
     List(Vec<Expr>, Option<Option<Box<Expr>>>, Pos),
 }
+
+/// An `import` declaration of the file, and whether any reference used it.
+#[derive(Debug)]
+pub(super) struct Import {
+    pub(super) name: String,
+    pub(super) path: String,
+    pub(super) pos: Pos,
+    pub(super) used: bool,
+}

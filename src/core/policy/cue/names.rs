@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 
+use super::ast::Import;
 use super::ast::{BinOp, Decl, Expr, Label, Pos, StructLit, UnOp};
-use super::parse::Import;
 use super::value::{self, Builtin, K_BOOL, K_BYTES, K_FLOAT, K_INT, K_NUMBER, K_STRING, RFC3339, RFC3339_NANO, Scalar};
 
 // Name resolution: identifiers become field references (`up` scopes out), kinds or builtins;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use super::ast::{BinOp, Decl, Expr, Label, Marker, Pos, StructLit, UnOp};
+use super::ast::{BinOp, Decl, Expr, Import, Label, Marker, Pos, StructLit, UnOp};
 use super::lex::{Tok, describe, lex};
 use super::names::Resolver;
 use super::value::{self, BoundOp, Scalar};
@@ -39,14 +39,6 @@ pub(super) fn compile(src: &str) -> Result<Compiled, String> {
     let unused =
         r.imports.iter().filter(|i| !i.used).map(|i| format!("imported and not used: {} at {}", value::quote(&i.path), i.pos)).collect();
     Ok(Compiled { root, regexes: r.regexes, unused })
-}
-
-#[derive(Debug)]
-pub(super) struct Import {
-    pub(super) name: String,
-    pub(super) path: String,
-    pos: Pos,
-    pub(super) used: bool,
 }
 
 struct Parser {

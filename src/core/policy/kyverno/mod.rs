@@ -25,23 +25,11 @@ mod spec;
 use spec::*;
 
 use super::attestation::{Check, Signers};
+use super::kyverno_eval::Conditions;
 use super::model::*;
 use super::selector::Selector;
 use crate::core::reference::normalize_repository;
 use crate::core::verify::{Authority, IdentityPolicy, Matcher};
-
-/// Kyverno attestation `conditions`, compiled.
-#[derive(Debug, Clone)]
-pub struct Conditions {
-    blocks: Vec<super::kyverno_eval::ConditionBlock>,
-}
-
-impl Conditions {
-    /// Every block over the statement's predicate (merged at the context root, as Kyverno does).
-    pub fn check(&self, statement: &Value) -> Result<(), String> {
-        super::kyverno_eval::check_statement(&self.blocks, statement)
-    }
-}
 
 /// What a Kyverno document compiles into.
 pub struct Compiled {
@@ -238,7 +226,7 @@ fn conditions(c: &[Value], at: &str) -> Result<Option<Conditions>, String> {
             "{at}: conditions read the admission request (request.*, images.*); trustmirror evaluates attestation conditions per image, over the statement's predicate"
         ));
     }
-    Ok(Some(Conditions { blocks }))
+    Ok(Some(Conditions::new(blocks)))
 }
 
 /// The most common migration mistake, said when the policy loads (the denial says it again).

@@ -153,6 +153,24 @@ pub fn parse_conditions(conditions: &[Value]) -> Result<Vec<ConditionBlock>, Str
     Ok(blocks.into_iter().map(ConditionBlock).collect())
 }
 
+/// Kyverno attestation `conditions`, compiled: what an attestation check of a Kyverno policy is
+/// (beside policy-controller's Rego and CUE in `policy::attestation`).
+#[derive(Debug, Clone)]
+pub struct Conditions {
+    blocks: Vec<ConditionBlock>,
+}
+
+impl Conditions {
+    pub fn new(blocks: Vec<ConditionBlock>) -> Self {
+        Self { blocks }
+    }
+
+    /// Every block over the statement's predicate (merged at the context root, as Kyverno does).
+    pub fn check(&self, statement: &Value) -> Result<(), String> {
+        check_statement(&self.blocks, statement)
+    }
+}
+
 /// Kyverno's verdict on one statement: `Ok(())` when the conditions hold; otherwise `Err` with
 /// the failure message (see [`evaluate_conditions`]) or the evaluation error — Kyverno fails the
 /// attestation either way.

@@ -1,7 +1,8 @@
 //! Background tasks that survive their own panics: each loop of the service (TUF refresh, OCI
 //! sync, witness, ingestion queue) runs under a supervisor that logs a panic, counts it
 //! (`trustmirror_task_panics_total{task}`), restarts the loop after a pause, and reports a task
-//! that keeps panicking in readiness (`/readyz`).
+//! that keeps panicking in readiness (`/readyz`). Beside the service, not inside it: `serve`
+//! reports the readiness and the daemon starts the loops.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
