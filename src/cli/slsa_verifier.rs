@@ -87,7 +87,7 @@ pub fn report(
     }
     let _ = digest;
     match errors.split_first() {
-        Some((first, rest)) if rest.is_empty() => eprintln!("FAILED: SLSA verification failed: {first}"),
+        Some((first, [])) => eprintln!("FAILED: SLSA verification failed: {first}"),
         Some((first, rest)) => eprintln!("FAILED: SLSA verification failed: {first}: {rest:?}"),
         None => eprintln!("FAILED: SLSA verification failed: no valid signature"),
     }
