@@ -122,7 +122,10 @@ fn entry_mismatch(m: &str) -> VerifyError {
 }
 
 pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now: Timestamp) -> VerifyResult<Signed> {
-    let entry: &TransparencyLogEntry = &b.verification_material.tlog_entries[0];
+    let entry: &TransparencyLogEntry = match b.verification_material.tlog_entries.as_slice() {
+        [e] => e,
+        _ => return Err(fail(Check::Unsupported, "the one-pass path takes bundles with exactly one log entry")),
+    };
     // 1. structure (the inclusion proof is required at 8, in sigstore-verify's order)
     let structure = |require_proof: bool| {
         let rules = sigstore_bundle::ValidationOptions::new().with_require_inclusion_proof(require_proof).with_require_timestamp(false);
