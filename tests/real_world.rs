@@ -426,3 +426,61 @@ async fn cosign_v3_key_signed_referrer_bundles_are_stored_and_decided() {
     assert!(o.enforced().next().is_none(), "{:?}", o.violations);
     lab.shutdown().await;
 }
+
+/// `verify-blob` says when the signature was logged — for a keyless bundle on the one-pass path
+/// and for one that takes the sigstore-verify path (a Rekor v2 entry timestamped by a TSA has no
+/// log time, so no line).
+#[test]
+fn verify_blob_reports_the_logged_time_of_keyless_bundles() {
+    let conformance = fx("sigstore/sigstore-conformance/test/assets/bundle-verify");
+    let identity = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    for case in ["happy-path-v0.3", "happy-path-v0.1"] {
+        let bundle = conformance.join(case).join("bundle.sigstore.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+        let t: i64 = v["verificationMaterial"]["tlogEntries"][0]["integratedTime"].as_str().unwrap().parse().unwrap();
+        let (ok, out) = run(&[
+            "verify-blob",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--trusted-root",
+            &root(),
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            GHA,
+            conformance.join("a.txt").to_str().unwrap(),
+        ]);
+        assert!(ok, "{case}: {out}");
+        let logged = jiff::Timestamp::from_second(t).unwrap();
+        assert!(out.contains(&format!("logged: {logged}")), "{case}: {out}");
+    }
+    // cosign v3 with Rekor v1: an RFC 3161 timestamp too, so the sigstore-verify path
+    let dir = fx("sigstore/sigstore-rust/crates/sigstore-verify/test_data/bundles");
+    let (ok, out) = run(&[
+        "verify-blob",
+        "--bundle",
+        dir.join("cosign-v3-blob.sigstore.json").to_str().unwrap(),
+        "--trusted-root",
+        &root(),
+        "--certificate-identity-regexp",
+        ".*",
+        "--certificate-oidc-issuer-regexp",
+        ".*",
+        dir.join("cosign-v3-blob.txt").to_str().unwrap(),
+    ]);
+    let logged = jiff::Timestamp::from_second(1764787003).unwrap();
+    assert!(ok && out.contains(&format!("logged: {logged}")), "{out}");
+    let (ok, out) = run(&[
+        "verify-blob",
+        "--bundle",
+        fx("real-world/rekor-v2-log2025-1/hashedrekord-v0.0.2.sigstore.json").to_str().unwrap(),
+        "--trusted-root",
+        &root(),
+        "--certificate-identity",
+        "brian@dehamer.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+        fx("real-world/rekor-v2-log2025-1/artifact.txt").to_str().unwrap(),
+    ]);
+    assert!(ok && !out.contains("logged:"), "{out}");
+}
