@@ -1,8 +1,9 @@
-//! Keyless bundles whose one transparency-log entry is a Rekor v1 `hashedrekord` 0.0.1 (a message
-//! signature), `dsse` 0.0.1 or `intoto` 0.0.2 (a DSSE envelope) carrying its SET — what cosign
-//! 2.x/3.x, sigstore-python, sigstore-js, npm and `gh attestation` produce — verified in one pass
-//! over pieces parsed once. Every other bundle (key-signed, RFC 3161 timestamps, Rekor v2,
-//! several entries) is sigstore-verify's (`core::verify`).
+//! Keyless bundles with one transparency-log entry — Rekor v1 `hashedrekord` 0.0.1 (a message
+//! signature), `dsse` 0.0.1 or `intoto` 0.0.2 (a DSSE envelope) with its SET and/or RFC 3161
+//! timestamps, or Rekor v2 `hashedrekord` 0.0.2 with RFC 3161 timestamps: what cosign 2.x/3.x,
+//! sigstore-python, sigstore-js, npm and `gh attestation` produce — verified in one pass over
+//! pieces parsed once. Every other bundle (key-signed, several entries, TSA-only, Rekor v2 `dsse`)
+//! is sigstore-verify's (`core::verify`).
 //!
 //! Why not sigstore-verify for these too: it parses the signing certificate three times, decodes
 //! the logged certificate with a character-by-character PEM parser, and re-parses the entry body
@@ -12,24 +13,28 @@
 //! entry comparison.
 //!
 //! The checks, their order and their answers are sigstore-verify's, built from the same parts
-//! (sigstore-bundle's structure rules, rustls-webpki, the trusted root's keyrings,
-//! sigstore-merkle, sigstore-rekor's body types, sigstore-crypto's signature schemes):
+//! (sigstore-bundle's structure rules, rustls-webpki, the trusted root's keyrings and TSAs,
+//! sigstore-tsa, sigstore-merkle, sigstore-rekor's body types, sigstore-crypto's schemes):
 //!
+//! 0. a Rekor v2 entry that logs a public key logs the certificate's own (`core::rekor_log`);
 //! 1. the bundle's structure for its version;
 //! 2. the signing scheme from the certificate's key (and the message digest's algorithm);
 //!    for DSSE, an in-toto statement with subjects to bind the artifact to;
-//! 3. the SET by the log's key valid at the integrated time, which becomes the signing time;
-//! 4. the chain to a Fulcio CA valid then, for code signing, and the certificate valid then;
+//! 3. the signing times: every RFC 3161 timestamp over the signature, by a TSA of the trusted
+//!    root, then the SET by the log's key valid at the integrated time (at least one time);
+//! 4. at every signing time, the chain to a Fulcio CA valid then, for code signing, and the
+//!    certificate valid then;
 //! 5. exactly one embedded SCT, signed by a trusted CT log over the precertificate;
 //! 6. the signature (message digest binding first; DSSE over its PAE, then the subject binding);
 //! 7. the entry describes this bundle (CVE-2022-36056): digest or payload hash, signature and
-//!    certificate (for intoto, its public key);
+//!    certificate (for intoto and Rekor v2, its public key will do);
 //! 8. the inclusion proof the bundle's version requires (v0.1 bundles may carry only the SET),
 //!    up to a checkpoint signed by a trusted log key (`core::rekor_log`);
-//! 9. the signing time is not after `now` (the injected clock).
+//! 9. no signing time is after `now` (the injected clock).
 //!
-//! tests/keyless_paths.rs holds the two paths to the same accept/refuse, and the same check, on
-//! every conformance bundle they both take and on mutations of them.
+//! tests/keyless_paths.rs holds the two paths to the same accept/refuse, check, signer and times
+//! on every conformance bundle they both take, on mutations of them, on every real bundle among
+//! the fixtures, and on crafted entries; the `bundle` fuzz entry point panics on a difference.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -37,7 +42,8 @@ use jiff::Timestamp;
 use sigstore_crypto::ArtifactHasher;
 use sigstore_types::bundle::VerificationMaterialContent;
 use sigstore_types::{
-    ArtifactDigest, Bundle, DerCertificate, HashAlgorithm, KindVersion, Sha256Hash, SignatureContent, Statement, TransparencyLogEntry,
+    ArtifactDigest, Bundle, DerCertificate, HashAlgorithm, KindVersion, Sha256Hash, SignatureBytes, SignatureContent, Statement,
+    TransparencyLogEntry,
 };
 use sigstore_verify::rekor::body::RekorEntryBody;
 
@@ -51,27 +57,61 @@ fn fail(check: Check, m: impl Into<String>) -> VerifyError {
     VerifyError::new(check, m)
 }
 
-/// Whether `b` is a bundle this module verifies.
+/// Whether `b` is a bundle this module verifies: keyless, one entry, and a signing time from a
+/// Rekor v1 SET or RFC 3161 timestamps (Rekor v2 entries have only the latter).
 pub fn covers(b: &Bundle) -> bool {
     let [e] = b.verification_material.tlog_entries.as_slice() else { return false };
+    let tsa = !b.verification_material.timestamp_verification_data.rfc3161_timestamps.is_empty();
+    let set = match (&e.inclusion_promise, e.integrated_time) {
+        (Some(_), Some(_)) => true,
+        (None, None) => false,
+        _ => return false, // a promise without a time, or a time without a promise: sigstore-verify's
+    };
     b.signing_certificate().is_some()
-        && b.verification_material.timestamp_verification_data.rfc3161_timestamps.is_empty()
-        && e.inclusion_promise.is_some()
-        && e.integrated_time.is_some()
-        && matches!(
-            (&b.content, e.kind_version),
+        && match (&b.content, e.kind_version) {
             (SignatureContent::MessageSignature(_), KindVersion::HashedRekordV001)
-                | (SignatureContent::DsseEnvelope(_), KindVersion::DsseV001 | KindVersion::IntotoV002)
-        )
+            | (SignatureContent::DsseEnvelope(_), KindVersion::DsseV001 | KindVersion::IntotoV002) => set || tsa,
+            (SignatureContent::MessageSignature(_) | SignatureContent::DsseEnvelope(_), KindVersion::HashedRekordV002) => !set && tsa,
+            _ => false,
+        }
 }
 
-/// Who signed, and when (the SET's integrated time); for DSSE, the statement (parsed once).
+/// Who signed, and when: every verified signing time (RFC 3161 timestamps, then the SET's), and
+/// the log's integrated time when a SET vouched for it; for DSSE, the statement (parsed once).
 pub(crate) struct Signed {
     pub san: Option<String>,
     pub issuer: Option<String>,
     pub claims: Claims,
-    pub time: Timestamp,
+    pub times: Vec<Timestamp>,
+    pub logged: Option<Timestamp>,
     pub statement: Option<Statement>,
+}
+
+/// The time an RFC 3161 token vouches for, by the first TSA of the trusted root that verifies it
+/// over `signature` (sigstore-tsa), with sigstore-verify's reasons when none does.
+fn tsa_time(
+    token: &sigstore_types::TimestampToken,
+    signature: &SignatureBytes,
+    tsas: &[sigstore_types::TsaAuthority],
+) -> VerifyResult<Timestamp> {
+    let (mut outside, mut last) = (None, None);
+    for a in tsas {
+        match sigstore_verify::tsa::verify_timestamp_for_authority(token, signature, a) {
+            Ok(t) => return Ok(t),
+            Err(sigstore_verify::tsa::Error::TimestampOutsideValidity { time }) => outside = Some(time),
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    Err(fail(
+        Check::Timestamp,
+        match outside {
+            Some(t) => format!("timestamp {t} is outside the validity of every timestamp authority that could have signed it"),
+            None => format!(
+                "TSA timestamp verification failed: {}",
+                last.unwrap_or_else(|| "no timestamp authorities configured in trusted root".into())
+            ),
+        },
+    ))
 }
 
 /// The artifact's digests in every algorithm the bundle needs (or the one digest supplied).
@@ -126,6 +166,11 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
         [e] => e,
         _ => return Err(fail(Check::Unsupported, "the one-pass path takes bundles with exactly one log entry")),
     };
+    // 0. a Rekor v2 entry may log the certificate's key instead of the certificate: only that key
+    //    (core::rekor_log, first, as on the sigstore-verify path)
+    if entry.kind_version == KindVersion::HashedRekordV002 {
+        super::rekor_log::bind_logged_keys(b)?;
+    }
     // 1. structure (the inclusion proof is required at 8, in sigstore-verify's order)
     let structure = |require_proof: bool| {
         let rules = sigstore_bundle::ValidationOptions::new().with_require_inclusion_proof(require_proof).with_require_timestamp(false);
@@ -141,6 +186,7 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
         _ => return Err(fail(Check::Certificate, "bundle has no signing certificate")),
     };
     let leaf = LeafCert::parse(leaf_der)?;
+    let v2 = entry.kind_version == KindVersion::HashedRekordV002;
 
     // 2. scheme, statement, digests
     let crypto = |e: sigstore_crypto::Error| fail(Check::Signature, e.to_string());
@@ -180,24 +226,48 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
     };
     let digests = Digests::of(subject, &algorithms)?;
 
-    // 3. the SET gives the signing time
-    let time = entry.integrated_time.ok_or_else(|| fail(Check::TransparencyLog, "the entry has no integrated time"))?;
-    let promise = entry.inclusion_promise.as_ref().ok_or_else(|| fail(Check::TransparencyLog, "Missing inclusion promise"))?;
-    let log_id = Sha256Hash::try_from(entry.log_id.key_id.as_bytes())
-        .map_err(|e| fail(Check::TransparencyLog, format!("invalid Rekor log ID: {e}")))?;
-    super::rekor_log::verify_set_of(
-        tm.rekor_keys(),
-        &log_id,
-        Some(time),
-        entry.log_index.as_i64(),
-        entry.canonicalized_body.to_base64(),
-        promise.signed_entry_timestamp.as_bytes(),
-        now,
-    )?;
+    // 3. the signing times: RFC 3161 timestamps over the signature, then the SET's integrated time
+    let signature = match &b.content {
+        SignatureContent::MessageSignature(m) => &m.signature,
+        SignatureContent::DsseEnvelope(e) => &e.signature.sig,
+        _ => return Err(fail(Check::Unsupported, "unsupported bundle signature content")),
+    };
+    let tokens = &b.verification_material.timestamp_verification_data.rfc3161_timestamps;
+    let mut times = Vec::with_capacity(tokens.len() + 1);
+    if !tokens.is_empty() {
+        let tsas = tm.root.tsa_authorities();
+        for t in tokens {
+            times.push(tsa_time(&t.signed_timestamp, signature, &tsas)?);
+        }
+    }
+    let logged = match (&entry.inclusion_promise, entry.integrated_time) {
+        (Some(promise), Some(time)) if !v2 => {
+            let log_id = Sha256Hash::try_from(entry.log_id.key_id.as_bytes())
+                .map_err(|e| fail(Check::TransparencyLog, format!("invalid Rekor log ID: {e}")))?;
+            super::rekor_log::verify_set_of(
+                tm.rekor_keys(),
+                &log_id,
+                Some(time),
+                entry.log_index.as_i64(),
+                entry.canonicalized_body.to_base64(),
+                promise.signed_entry_timestamp.as_bytes(),
+                now,
+            )?;
+            times.push(time);
+            Some(time)
+        }
+        _ => None,
+    };
+    if times.is_empty() {
+        return Err(fail(Check::Timestamp, "no verified signing time: neither an RFC 3161 timestamp nor a Rekor v1 SET"));
+    }
 
-    // 4. chain and validity at that time; 5. the SCT over the precertificate
-    let issuer_spki = tm.anchors().verify_chain(leaf_der, &intermediates, time)?;
-    leaf.check_time(time)?;
+    // 4. chain and validity at every signing time; 5. the SCT over the precertificate
+    let mut issuer_spki = Vec::new();
+    for t in &times {
+        issuer_spki = tm.anchors().verify_chain(leaf_der, &intermediates, *t)?;
+        leaf.check_time(*t)?;
+    }
     super::sct::verify_one(&leaf.cert, leaf_der, &issuer_spki, tm.ct_keys())?;
 
     // 6. the signature
@@ -321,6 +391,34 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
                 return Err(entry_mismatch("DSSE signing certificate does not match the intoto Rekor verifier"));
             }
         }
+        (RekorEntryBody::HashedRekordV002(r), content) => {
+            let logged = &r.spec.hashed_rekord_v002;
+            let hash = match content {
+                SignatureContent::DsseEnvelope(env) => sigstore_crypto::sha256(&env.pae()),
+                _ => artifact_sha256()?,
+            };
+            if logged.data.algorithm != HashAlgorithm::Sha2256 {
+                return Err(fail(Check::Unsupported, format!("unsupported Rekor v2 digest algorithm: {}", logged.data.algorithm)));
+            }
+            let expected = Sha256Hash::try_from(&logged.data.digest)
+                .map_err(|e| fail(Check::TransparencyLog, format!("invalid digest in Rekor entry: {e}")))?;
+            if hash != expected {
+                return Err(fail(Check::Artifact, "artifact hash mismatch for hashedrekord entry"));
+            }
+            // the certificate, or its public key (bound to it at 0)
+            let v = &logged.signature.verifier;
+            let same = match (&v.x509_certificate, &v.public_key) {
+                (Some(c), _) => c.raw_bytes.as_bytes() == leaf_der,
+                (None, Some(k)) => k.raw_bytes.as_bytes() == leaf.public_key.as_bytes(),
+                (None, None) => return Err(entry_mismatch("certificate-backed Rekor entry contains no certificate")),
+            };
+            if !same {
+                return Err(entry_mismatch("certificate in bundle does not match certificate in Rekor entry"));
+            }
+            if logged.signature.content != *signature {
+                return Err(entry_mismatch("signature in bundle does not match signature in Rekor entry"));
+            }
+        }
         _ => return Err(fail(Check::TransparencyLog, "the Rekor entry's body is not of its declared kind")),
     }
 
@@ -330,8 +428,8 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
         super::rekor_log::verify_inclusion(entry, proof, tm.rekor_keys(), now)?;
     }
     // last, as on the sigstore-verify path: a signing time after the verifier's clock
-    if time > now {
-        return Err(fail(Check::Timestamp, format!("signing time {time} is after the verification time {now}")));
+    if let Some(t) = times.iter().find(|t| **t > now) {
+        return Err(fail(Check::Timestamp, format!("signing time {t} is after the verification time {now}")));
     }
-    Ok(Signed { san: leaf.san, issuer: leaf.issuer, claims: leaf.claims, time, statement })
+    Ok(Signed { san: leaf.san, issuer: leaf.issuer, claims: leaf.claims, times, logged, statement })
 }

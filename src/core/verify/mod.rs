@@ -179,8 +179,8 @@ pub fn verify_parsed(
             signer: s.san.unwrap_or_default(),
             issuer: s.issuer,
             claims: s.claims,
-            integrated_time: Some(s.time),
-            timestamps: vec![s.time],
+            integrated_time: s.logged,
+            timestamps: s.times,
             statement: s.statement.map(Statement::from),
         });
     }
