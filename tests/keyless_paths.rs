@@ -444,3 +444,45 @@ fn both_paths_answer_crafted_rekor_v2_entries_alike() {
         assert_eq!(fast.as_ref().err().copied(), want, "{name}: {fast:?}");
     }
 }
+
+/// A bundle with two signing times (an RFC 3161 timestamp, then the SET) is checked at both: the
+/// one-pass path reuses the chain it verified at the first time only while the anchor's CA is
+/// still valid, so a CA window that closes between the two times refuses it on both paths.
+#[test]
+fn both_paths_check_the_chain_at_every_signing_time() {
+    let now = jiff::Timestamp::now();
+    let mins = |m: i64| now.checked_sub(jiff::SignedDuration::from_mins(m)).unwrap();
+    let (issued, stamped, logged_at) = (mins(30), mins(29), mins(25));
+    let stack = SigstoreStack::new("keyless-paths-times", now);
+    let id = Identity::github_workflow("myorg/app", ".github/workflows/build.yml", "refs/heads/main");
+    let a = keyless(&id.san, &id.issuer);
+    let signer = stack.keyless(&id, issued);
+    let artifact = b"release.tar".as_slice();
+    let digest = Sha256::digest(artifact).to_vec();
+    let sig = signer.key().sign(artifact);
+    let Signer::Keyless { cert_der, .. } = &signer else { unreachable!() };
+    let entry = stack.rekor.lock().unwrap().append(&hashedrekord_body(&digest, &sig, &signer.verifier_pem_b64()), logged_at.as_second());
+    let b = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"certificate": {"rawBytes": B64.encode(cert_der)}, "tlogEntries": [entry.bundle_json()],
+            "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": B64.encode(stack.tsa.stamp(&sig, stamped, None))}]}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(&digest)}, "signature": B64.encode(&sig)},
+    });
+    let json = serde_json::to_vec(&b).unwrap();
+    let root = stack.trusted_root("http://127.0.0.1:1");
+    for (window_end, want) in [(None, None), (Some(mins(27)), Some(Check::Certificate)), (Some(mins(1)), None)] {
+        let mut r = root.clone();
+        if let Some(end) = window_end {
+            for ca in r["certificateAuthorities"].as_array_mut().unwrap() {
+                ca["validFor"]["end"] = end.to_string().into();
+            }
+        }
+        let tm = TrustedMaterial::from_json("testbed", r.to_string().as_bytes()).unwrap();
+        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
+        assert_eq!(fast, reference, "CA window ending {window_end:?}");
+        assert_eq!(fast.as_ref().err().copied(), want, "CA window ending {window_end:?}: {fast:?}");
+        if want.is_none() {
+            assert_eq!(fast.unwrap().4.len(), 2, "two signing times");
+        }
+    }
+}

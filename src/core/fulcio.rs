@@ -149,6 +149,13 @@ fn borrowed<'a>(a: &'a TrustAnchor<'static>) -> TrustAnchor<'a> {
     }
 }
 
+/// A verified chain: the leaf's issuer's key, and the anchor (subject, key) when the leaf was
+/// signed by an anchor directly.
+struct Path {
+    issuer_spki: Vec<u8>,
+    anchor: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// The trusted root's Fulcio certificates as trust anchors, each with its CA's validity window.
 pub(crate) struct Anchors(Vec<(TrustAnchor<'static>, Option<TimeRange>)>);
 
@@ -169,6 +176,43 @@ impl Anchors {
     /// The leaf chains, through `intermediates`, to an anchor whose CA was valid at `t`, is valid
     /// itself at `t` and may sign code. Returns the issuer's SubjectPublicKeyInfo (DER).
     pub fn verify_chain(&self, leaf: &[u8], intermediates: &[&[u8]], t: Timestamp) -> VerifyResult<Vec<u8>> {
+        self.verify_path(leaf, intermediates, t).map(|p| p.issuer_spki)
+    }
+
+    /// As [`Self::verify_chain`] at every time of `times` (each a verified signing time), as
+    /// sigstore-verify requires. A path's signatures, names, constraints and key usages do not
+    /// depend on the time; its validity windows do. So when the leaf was signed directly by an
+    /// anchor, a later time needs only that anchor's CA window (here) and the leaf's own validity
+    /// (`leaf_valid`, which the caller checks at every time anyway) — the same path webpki would
+    /// build then, without repeating its signature check (one P-384 verification per extra time,
+    /// ~240 µs). Any other case runs webpki again at that time.
+    pub fn verify_chain_at(
+        &self,
+        leaf: &[u8],
+        intermediates: &[&[u8]],
+        times: &[Timestamp],
+        leaf_valid: impl Fn(Timestamp) -> VerifyResult<()>,
+    ) -> VerifyResult<Vec<u8>> {
+        let mut path: Option<Path> = None;
+        for &t in times {
+            let reusable = path.as_ref().is_some_and(|p| {
+                p.anchor.as_ref().is_some_and(|(subject, spki)| {
+                    self.0.iter().any(|(a, w)| {
+                        a.subject.as_ref() == subject.as_slice()
+                            && a.subject_public_key_info.as_ref() == spki.as_slice()
+                            && w.is_none_or(|w| w.contains(t))
+                    })
+                })
+            });
+            if !reusable {
+                path = Some(self.verify_path(leaf, intermediates, t)?);
+            }
+            leaf_valid(t)?;
+        }
+        path.map(|p| p.issuer_spki).ok_or_else(|| cert_err("no verified signing time to check the certificate at"))
+    }
+
+    fn verify_path(&self, leaf: &[u8], intermediates: &[&[u8]], t: Timestamp) -> VerifyResult<Path> {
         let anchors: Vec<TrustAnchor<'_>> =
             self.0.iter().filter(|(_, w)| w.is_none_or(|w| w.contains(t))).map(|(a, _)| borrowed(a)).collect();
         if anchors.is_empty() {
@@ -190,11 +234,15 @@ impl Anchors {
             )
             .map_err(|e| cert_err(format!("certificate chain validation failed at {t}: {e}")))?;
         match path.intermediate_certificates().next() {
-            Some(issuer) => Ok(issuer.subject_public_key_info().as_ref().to_vec()),
-            // webpki holds an anchor's SPKI without its SEQUENCE header
-            None => der::asn1::AnyRef::new(der::Tag::Sequence, path.anchor().subject_public_key_info.as_ref())
-                .and_then(|a| a.to_der())
-                .map_err(|e| cert_err(format!("failed to encode the issuer's key: {e}"))),
+            Some(issuer) => Ok(Path { issuer_spki: issuer.subject_public_key_info().as_ref().to_vec(), anchor: None }),
+            None => {
+                let a = path.anchor();
+                // webpki holds an anchor's SPKI without its SEQUENCE header
+                let issuer_spki = der::asn1::AnyRef::new(der::Tag::Sequence, a.subject_public_key_info.as_ref())
+                    .and_then(|a| a.to_der())
+                    .map_err(|e| cert_err(format!("failed to encode the issuer's key: {e}")))?;
+                Ok(Path { issuer_spki, anchor: Some((a.subject.as_ref().to_vec(), a.subject_public_key_info.as_ref().to_vec())) })
+            }
         }
     }
 }
