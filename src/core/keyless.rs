@@ -141,17 +141,22 @@ impl Digests {
     }
 }
 
-/// Whether the certificate logged in an entry (PEM text) is `leaf_der`. Rekor logs the PEM its
-/// client sent; every client writes RFC 7468's layout, so the common case is one comparison with
-/// the leaf PEM-encoded that way. Any other text is decoded by sigstore-rekor's lenient parser and
-/// compared as DER, as sigstore-verify does — so the answer is the same either way.
+/// Whether logged PEM text is the leaf's PEM in RFC 7468's layout (with or without the final
+/// newline). Rekor logs the PEM its client sent and every client writes that layout, so this one
+/// comparison settles the common case; any other text is decoded as sigstore-verify decodes it.
+fn is_leaf_pem(pem: &[u8], leaf_pem: &str) -> bool {
+    pem == leaf_pem.as_bytes() || pem == leaf_pem.trim_end().as_bytes()
+}
+
+/// Whether the certificate logged in an entry (PEM text) is `leaf_der`: [`is_leaf_pem`], else
+/// sigstore-rekor's lenient parser and a DER comparison — the same answer either way.
 fn logged_certificate_is(
     pem: &[u8],
     leaf_pem: &str,
     leaf_der: &[u8],
     lenient: impl FnOnce() -> Result<DerCertificate, sigstore_verify::rekor::Error>,
 ) -> VerifyResult<bool> {
-    if pem == leaf_pem.as_bytes() || pem == leaf_pem.trim_end().as_bytes() {
+    if is_leaf_pem(pem, leaf_pem) {
         return Ok(true);
     }
     lenient().map(|c| c.as_bytes() == leaf_der).map_err(|e| fail(Check::TransparencyLog, e.to_string()))
@@ -377,8 +382,7 @@ pub(crate) fn verify(tm: &TrustedMaterial, b: &Bundle, subject: Subject<'_>, now
             }
             // the logged verifier: this certificate, or a certificate or key with its public key
             let pem = sig.public_key.as_bytes();
-            let same_key = pem == leaf_pem.as_bytes()
-                || pem == leaf_pem.trim_end().as_bytes()
+            let same_key = is_leaf_pem(pem, &leaf_pem)
                 || match sig.parse_certificate() {
                     Ok(cert) => super::fulcio::public_key_of(cert.as_bytes())? == leaf.public_key,
                     Err(_) => sig.parse_public_key().map_err(|e| fail(Check::TransparencyLog, e.to_string()))? == leaf.public_key,
