@@ -45,6 +45,23 @@ fn both(tm: &TrustedMaterial, json: &[u8], subject: Subject<'_>, a: &Authority, 
     Some((outcome(verify_parsed(tm, &b, subject, a, now)), outcome(verify_with_sigstore(tm, &b, subject, a, now))))
 }
 
+/// Both paths on a one-pass bundle: the same outcome, and the expected refusal (`None`:
+/// accepted). The signing times when accepted.
+fn agree(
+    tm: &TrustedMaterial,
+    json: &[u8],
+    subject: Subject<'_>,
+    a: &Authority,
+    now: jiff::Timestamp,
+    what: &str,
+    want: Option<Check>,
+) -> Option<Vec<jiff::Timestamp>> {
+    let (fast, reference) = both(tm, json, subject, a, now).expect("a one-pass bundle");
+    assert_eq!(fast, reference, "{what}");
+    assert_eq!(fast.as_ref().err().copied(), want, "{what}: {fast:?}");
+    fast.ok().map(|v| v.4)
+}
+
 fn keyless(san: &str, issuer: &str) -> Authority {
     Authority::Keyless(IdentityPolicy {
         san: Some(Matcher::Exact(san.into())),
@@ -273,9 +290,7 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
     ];
     for (name, body, want) in &cases {
         let json = logged(&stack, &signer, content.clone(), body, at);
-        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
-        assert_eq!(fast, reference, "{name}");
-        assert_eq!(fast.as_ref().err().copied(), *want, "{name}: {fast:?}");
+        agree(&tm, &json, Subject::Blob(artifact), &a, now, name, *want);
     }
 
     // logged after the certificate's ten minutes
@@ -284,9 +299,7 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
     let esig = expired.key().sign(artifact);
     let econtent = json!({"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(&digest)}, "signature": B64.encode(&esig)});
     let json = logged(&stack, &expired, econtent, &hashedrekord_body(&digest, &esig, &expired.verifier_pem_b64()), at);
-    let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).unwrap();
-    assert_eq!(fast, reference);
-    assert_eq!(fast.unwrap_err(), Check::Certificate);
+    agree(&tm, &json, Subject::Blob(artifact), &a, now, "logged after the certificate's ten minutes", Some(Check::Certificate));
 
     // DSSE: the entry records another payload, or two signatures
     let statement = json!({"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1", "predicate": {},
@@ -322,9 +335,7 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
         ("intoto another signature", other_sig, Some(Check::TransparencyLog)),
     ] {
         let json = logged(&stack, &signer, dcontent.clone(), &body, at);
-        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
-        assert_eq!(fast, reference, "{name}");
-        assert_eq!(fast.as_ref().err().copied(), want, "{name}: {fast:?}");
+        agree(&tm, &json, Subject::Blob(artifact), &a, now, name, want);
     }
 
     for (name, body, want) in [
@@ -334,9 +345,7 @@ fn both_paths_refuse_entries_that_record_another_bundle() {
         ("another certificate", other_cert, Some(Check::TransparencyLog)),
     ] {
         let json = logged(&stack, &signer, dcontent.clone(), &body, at);
-        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
-        assert_eq!(fast, reference, "dsse {name}");
-        assert_eq!(fast.as_ref().err().copied(), want, "dsse {name}: {fast:?}");
+        agree(&tm, &json, Subject::Blob(artifact), &a, now, &format!("dsse {name}"), want);
     }
 }
 
@@ -439,9 +448,7 @@ fn both_paths_answer_crafted_rekor_v2_entries_alike() {
                 "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": B64.encode(stack.tsa.stamp(&sig, at, None))}]}},
             "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(&digest)}, "signature": B64.encode(&sig)},
         });
-        let (fast, reference) = both(&tm, &serde_json::to_vec(&b).unwrap(), Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
-        assert_eq!(fast, reference, "{name}");
-        assert_eq!(fast.as_ref().err().copied(), want, "{name}: {fast:?}");
+        agree(&tm, &serde_json::to_vec(&b).unwrap(), Subject::Blob(artifact), &a, now, name, want);
     }
 }
 
@@ -478,11 +485,9 @@ fn both_paths_check_the_chain_at_every_signing_time() {
             }
         }
         let tm = TrustedMaterial::from_json("testbed", r.to_string().as_bytes()).unwrap();
-        let (fast, reference) = both(&tm, &json, Subject::Blob(artifact), &a, now).expect("a one-pass bundle");
-        assert_eq!(fast, reference, "CA window ending {window_end:?}");
-        assert_eq!(fast.as_ref().err().copied(), want, "CA window ending {window_end:?}: {fast:?}");
+        let times = agree(&tm, &json, Subject::Blob(artifact), &a, now, &format!("CA window ending {window_end:?}"), want);
         if want.is_none() {
-            assert_eq!(fast.unwrap().4.len(), 2, "two signing times");
+            assert_eq!(times.unwrap().len(), 2, "two signing times");
         }
     }
 }

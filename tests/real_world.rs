@@ -26,6 +26,16 @@ fn run(args: &[&str]) -> (bool, String) {
     (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
+/// `verify-blob` of `artifact` with `bundle` against the production trusted root, for `who`
+/// (identity flags).
+fn verify_blob(bundle: &Path, artifact: &Path, who: &[&str]) -> (bool, String) {
+    let root = root();
+    let mut args = vec!["verify-blob", "--bundle", bundle.to_str().unwrap(), "--trusted-root", &root];
+    args.extend_from_slice(who);
+    args.push(artifact.to_str().unwrap());
+    run(&args)
+}
+
 const GENERATOR: &str =
     "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v";
 const GHA: &str = "https://token.actions.githubusercontent.com";
@@ -102,18 +112,7 @@ fn rekor_v2_production_entries_that_log_the_certificates_key() {
     let art = fx("real-world/rekor-v2-log2025-1/artifact.txt");
     let b = fx("real-world/rekor-v2-log2025-1/hashedrekord-v0.0.2.sigstore.json");
     let verify = |bundle: &Path, identity: &str| {
-        run(&[
-            "verify-blob",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--trusted-root",
-            &root(),
-            "--certificate-identity",
-            identity,
-            "--certificate-oidc-issuer",
-            "https://github.com/login/oauth",
-            art.to_str().unwrap(),
-        ])
+        verify_blob(bundle, &art, &["--certificate-identity", identity, "--certificate-oidc-issuer", "https://github.com/login/oauth"])
     };
     let (ok, out) = verify(&b, "brian@dehamer.com");
     assert!(ok, "{out}");
@@ -427,9 +426,8 @@ async fn cosign_v3_key_signed_referrer_bundles_are_stored_and_decided() {
     lab.shutdown().await;
 }
 
-/// `verify-blob` says when the signature was logged — for a keyless bundle on the one-pass path
-/// and for one that takes the sigstore-verify path (a Rekor v2 entry timestamped by a TSA has no
-/// log time, so no line).
+/// `verify-blob` says when the signature was logged: the SET's time, for a SET-only bundle and
+/// for one that also carries an RFC 3161 timestamp; a Rekor v2 entry has no log time, so no line.
 #[test]
 fn verify_blob_reports_the_logged_time_of_keyless_bundles() {
     let conformance = fx("sigstore/sigstore-conformance/test/assets/bundle-verify");
@@ -438,49 +436,22 @@ fn verify_blob_reports_the_logged_time_of_keyless_bundles() {
         let bundle = conformance.join(case).join("bundle.sigstore.json");
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
         let t: i64 = v["verificationMaterial"]["tlogEntries"][0]["integratedTime"].as_str().unwrap().parse().unwrap();
-        let (ok, out) = run(&[
-            "verify-blob",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--trusted-root",
-            &root(),
-            "--certificate-identity",
-            identity,
-            "--certificate-oidc-issuer",
-            GHA,
-            conformance.join("a.txt").to_str().unwrap(),
-        ]);
+        let (ok, out) =
+            verify_blob(&bundle, &conformance.join("a.txt"), &["--certificate-identity", identity, "--certificate-oidc-issuer", GHA]);
         assert!(ok, "{case}: {out}");
         let logged = jiff::Timestamp::from_second(t).unwrap();
         assert!(out.contains(&format!("logged: {logged}")), "{case}: {out}");
     }
-    // cosign v3 with Rekor v1: an RFC 3161 timestamp too, so the sigstore-verify path
+    // cosign v3 with Rekor v1: an RFC 3161 timestamp and a SET
     let dir = fx("sigstore/sigstore-rust/crates/sigstore-verify/test_data/bundles");
-    let (ok, out) = run(&[
-        "verify-blob",
-        "--bundle",
-        dir.join("cosign-v3-blob.sigstore.json").to_str().unwrap(),
-        "--trusted-root",
-        &root(),
-        "--certificate-identity-regexp",
-        ".*",
-        "--certificate-oidc-issuer-regexp",
-        ".*",
-        dir.join("cosign-v3-blob.txt").to_str().unwrap(),
-    ]);
+    let any = ["--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*"];
+    let (ok, out) = verify_blob(&dir.join("cosign-v3-blob.sigstore.json"), &dir.join("cosign-v3-blob.txt"), &any);
     let logged = jiff::Timestamp::from_second(1764787003).unwrap();
     assert!(ok && out.contains(&format!("logged: {logged}")), "{out}");
-    let (ok, out) = run(&[
-        "verify-blob",
-        "--bundle",
-        fx("real-world/rekor-v2-log2025-1/hashedrekord-v0.0.2.sigstore.json").to_str().unwrap(),
-        "--trusted-root",
-        &root(),
-        "--certificate-identity",
-        "brian@dehamer.com",
-        "--certificate-oidc-issuer",
-        "https://github.com/login/oauth",
-        fx("real-world/rekor-v2-log2025-1/artifact.txt").to_str().unwrap(),
-    ]);
+    let (ok, out) = verify_blob(
+        &fx("real-world/rekor-v2-log2025-1/hashedrekord-v0.0.2.sigstore.json"),
+        &fx("real-world/rekor-v2-log2025-1/artifact.txt"),
+        &["--certificate-identity", "brian@dehamer.com", "--certificate-oidc-issuer", "https://github.com/login/oauth"],
+    );
     assert!(ok && !out.contains("logged:"), "{out}");
 }
